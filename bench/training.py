@@ -1,0 +1,82 @@
+"""One seeded training loop (Adam, mini-batches, progress bar) for every defense."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from .perf import fast_layout
+from .progress import progress
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global generators and return a CPU generator for shuffling."""
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    desc: str = "train",
+    transform: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+) -> float:
+    """Train ``model`` in place with Adam; return the seconds it took.
+
+    ``transform(x, y)``, when given, replaces each batch before the loss (for
+    example with adversarial or noisy examples). Tensors are used on the
+    device they already live on.
+    """
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"epochs, batch_size and lr must be positive, got {epochs}, {batch_size}, {lr}")
+    generator = seed_everything(seed)
+    model = fast_layout(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    start = time.perf_counter()
+    n = len(x)
+    steps = (n + batch_size - 1) // batch_size
+    with progress(total=epochs * steps, desc=desc, unit="batch") as bar:
+        for epoch in range(epochs):
+            order = torch.randperm(n, generator=generator).to(x.device)
+            model.train()
+            for i in range(steps):
+                idx = order[i * batch_size : (i + 1) * batch_size]
+                xb, yb = fast_layout(x[idx]), y[idx]
+                if transform is not None:
+                    model.eval()
+                    xb = transform(xb, yb)
+                    model.train()
+                loss = loss_fn(model, xb, yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+    model.eval()
+    return time.perf_counter() - start
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Deployed predictions (argmax of the forward), batched, on the model's device."""
+    model.eval()
+    device = next((p.device for p in model.parameters()), x.device)
+    out = [model(fast_layout(x[i : i + batch_size].to(device))).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    return float((predict(model, x, batch_size) == y.cpu()).float().mean()) if len(x) else float("nan")
