@@ -27,11 +27,16 @@ class DefendedModel(nn.Module):
       forward used for gradients (BPDA); the default is the forward itself.
     - ``detect``: None, or a method returning one bool per sample (True =
       flagged as adversarial).
+    - ``detect_margin``: None, or a differentiable per-sample score that is
+      > 0 exactly where ``detect`` flags, so attacks can optimise against the
+      detector jointly (Carlini & Wagner 2017, "Adversarial examples are not
+      easily detected"). A defense with ``detect`` should provide it.
     - ``extra_attacks()``: attacks the defense's author adds to the battery.
     """
 
     stochastic: ClassVar[bool] = False
     detect: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    detect_margin: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
