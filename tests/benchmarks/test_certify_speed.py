@@ -4,13 +4,15 @@ The bare loop is what anyone would write: ``model(x + sigma * noise)`` under
 inference mode with fresh noise per batch. It gets every advantage the
 harness has (channels-last model, tuned allocator) and the best of several
 batch sizes; the harness's loop (noise into a preallocated buffer, counts on
-the device, tuned batch size, nothing set by the caller) must reach 0.95x
-its throughput. Each side keeps its fastest of several interleaved
-repetitions: interference from other processes only ever adds time, so the
-minimum is the stable estimate on a shared machine.
+the device, its own tuned batch size, nothing set by the caller) must reach
+0.95x its throughput. Each round the bare loop runs at the sweep's best
+batch size and at the harness's and keeps the faster. The two run in alternation, round after round, and
+the test takes the median of the per-round ratios: on a shared machine a
+busy spell slows both sides of a round alike and only a minority of rounds.
 """
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -21,19 +23,19 @@ from bench.nets import make_classifier
 from bench.perf import fast_layout, tune_allocator
 
 SIGMA = 0.25
-DRAWS = 6000  # noisy images per timed repetition
-BARE_BATCHES = (250, 500, 1000, 2000)
-REPETITIONS = 5
+DRAWS = 3200  # noisy images per timed repetition; a multiple of every batch size below
+BARE_BATCHES = (200, 400, 800, 1600, 3200)
+ROUNDS = 9
 
 
-def bare_loop(model: torch.nn.Module, x: torch.Tensor, batch: int) -> float:
-    """Seconds for DRAWS noisy forwards the plain way."""
+def bare_loop(model: torch.nn.Module, x: torch.Tensor, batch: int, draws: int = DRAWS) -> float:
+    """Seconds per image for ``draws`` noisy forwards the plain way."""
     start = time.perf_counter()
     with torch.inference_mode():
-        for lo in range(0, DRAWS, batch):
-            noise = torch.randn((min(batch, DRAWS - lo), *x.shape), device=x.device)
+        for lo in range(0, draws, batch):
+            noise = torch.randn((min(batch, draws - lo), *x.shape), device=x.device)
             model(x + SIGMA * noise)
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) / draws
 
 
 def test_certification_loop_keeps_up_with_best_bare_loop(benchmark):
@@ -49,23 +51,30 @@ def test_certification_loop_keeps_up_with_best_bare_loop(benchmark):
         counts = smoothed.counts(x, DRAWS, gen)
         seconds = time.perf_counter() - start
         assert int(counts.sum()) == DRAWS
-        return seconds
+        return seconds / DRAWS
 
-    benchmark.pedantic(ours, rounds=1, iterations=1, warmup_rounds=1)  # warm-up also tunes the batch size
-    bare_best = {b: min(bare_loop(model, x, b) for _ in range(2)) for b in BARE_BATCHES}
-    best_batch = min(bare_best, key=bare_best.get)
+    benchmark.pedantic(ours, rounds=1, iterations=1, warmup_rounds=1)  # the warm-up also tunes the batch size
+    sweep: dict[int, float] = {}
+    for _ in range(2):  # round-robin over batch sizes; each keeps its fastest time
+        for b in BARE_BATCHES:
+            sweep[b] = min(sweep.get(b, float("inf")), bare_loop(model, x, b))
+    best_batch = min(sweep, key=sweep.get)
+    ours_batch = smoothed.batch_size(x.unsqueeze(0))
+    # The bare loop runs at the sweep's best batch and at ours' (if another); each round keeps the faster,
+    # so a noisy sweep cannot hand it a weak batch size.
+    bare_batches = sorted({best_batch, ours_batch})
 
     ours_times, bare_times = [], []
-    for _ in range(REPETITIONS):
+    for _ in range(ROUNDS):
         ours_times.append(ours())
-        bare_times.append(bare_loop(model, x, best_batch))
-    ours_rate = DRAWS / min(ours_times)
-    bare_rate = DRAWS / min(min(bare_times), bare_best[best_batch])
-    ratio = ours_rate / bare_rate
+        bare_times.append(min(bare_loop(model, x, b) for b in bare_batches))
+    ratio = statistics.median(b / o for b, o in zip(bare_times, ours_times))
+    ours_rate, bare_rate = 1 / statistics.median(ours_times), 1 / statistics.median(bare_times)
     benchmark.extra_info.update(
         ours_images_per_s=round(ours_rate), bare_images_per_s=round(bare_rate), ratio=round(ratio, 3),
-        bare_batch=best_batch, ours_batch=smoothed.batch_size(x.unsqueeze(0)),
+        bare_batches=bare_batches, ours_batch=ours_batch,
     )
-    print(f"\ncertification loop {ours_rate:.0f} images/s (batch {smoothed.batch_size(x.unsqueeze(0))}), "
-          f"best bare loop {bare_rate:.0f} images/s (batch {best_batch}): ratio {ratio:.3f}")
+    print(f"\ncertification loop {ours_rate:.0f} images/s (batch {ours_batch}), "
+          f"best bare loop {bare_rate:.0f} images/s (batch {' or '.join(map(str, bare_batches))}): "
+          f"median ratio {ratio:.3f}")
     assert ratio >= 0.95, benchmark.extra_info
