@@ -1,5 +1,11 @@
 """The smoothed classifier g(x) = argmax_c P(f(x + N(0, sigma^2 I)) = c): sampling, PREDICT, CERTIFY.
 
+Written here because no maintained package provides it (Cohen et al.'s
+code is a research repository, not a library) and the harness needs what it
+lacks: any DefendedModel as base classifier, detectors, per-sample seeding
+for resume and shards, and a sampling loop as fast as a bare forward loop.
+The statistics come from scipy (see ``bounds``).
+
 The base classifier f is any DefendedModel, deployed as is: f(z) is the
 argmax of ``model(z)``, and when the model has a detector that flags z, f(z)
 is an extra "flagged" pseudo-class. The smoothed classifier then abstains

@@ -6,7 +6,7 @@ harness has (channels-last model, tuned allocator) and the best of several
 batch sizes; the harness's loop (noise into a preallocated buffer, counts on
 the device, its own tuned batch size, nothing set by the caller) must reach
 0.95x its throughput. Each round the bare loop runs at the sweep's best
-batch size and at the harness's and keeps the faster. The two run in alternation, round after round, and
+batch size and at the harness's; the ratio is against the faster of the two. The two run in alternation, round after round, and
 the test takes the median of the per-round ratios: on a shared machine a
 busy spell slows both sides of a round alike and only a minority of rounds.
 """
@@ -60,21 +60,25 @@ def test_certification_loop_keeps_up_with_best_bare_loop(benchmark):
             sweep[b] = min(sweep.get(b, float("inf")), bare_loop(model, x, b))
     best_batch = min(sweep, key=sweep.get)
     ours_batch = smoothed.batch_size(x.unsqueeze(0))
-    # The bare loop runs at the sweep's best batch and at ours' (if another); each round keeps the faster,
-    # so a noisy sweep cannot hand it a weak batch size.
+    # The bare loop runs at the sweep's best batch and at ours' (if another), so a noisy sweep cannot
+    # hand it a weak batch size; the ratio is against whichever is faster over the rounds.
     bare_batches = sorted({best_batch, ours_batch})
 
-    ours_times, bare_times = [], []
+    ours_times: list[float] = []
+    bare_times: dict[int, list[float]] = {b: [] for b in bare_batches}
     for _ in range(ROUNDS):
         ours_times.append(ours())
-        bare_times.append(min(bare_loop(model, x, b) for b in bare_batches))
-    ratio = statistics.median(b / o for b, o in zip(bare_times, ours_times))
-    ours_rate, bare_rate = 1 / statistics.median(ours_times), 1 / statistics.median(bare_times)
+        for b in bare_batches:
+            bare_times[b].append(bare_loop(model, x, b))
+    ratios = {b: statistics.median(t / o for t, o in zip(bare_times[b], ours_times)) for b in bare_batches}
+    bare_batch = min(ratios, key=ratios.get)
+    ratio = ratios[bare_batch]
+    ours_rate, bare_rate = 1 / statistics.median(ours_times), 1 / statistics.median(bare_times[bare_batch])
     benchmark.extra_info.update(
         ours_images_per_s=round(ours_rate), bare_images_per_s=round(bare_rate), ratio=round(ratio, 3),
-        bare_batches=bare_batches, ours_batch=ours_batch,
+        bare_batch=bare_batch, ours_batch=ours_batch, ratios={b: round(r, 3) for b, r in ratios.items()},
     )
     print(f"\ncertification loop {ours_rate:.0f} images/s (batch {ours_batch}), "
-          f"best bare loop {bare_rate:.0f} images/s (batch {' or '.join(map(str, bare_batches))}): "
-          f"median ratio {ratio:.3f}")
+          f"best bare loop {bare_rate:.0f} images/s (batch {bare_batch}): median ratio {ratio:.3f} "
+          f"(per bare batch: {benchmark.extra_info['ratios']})")
     assert ratio >= 0.95, benchmark.extra_info
