@@ -83,6 +83,52 @@ def _check_profile(ctx: click.Context, param: click.Parameter, value: str) -> st
     return value
 
 
+def _check_sigmas(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[float, ...]:
+    sigmas = []
+    for value in values:
+        try:
+            sigma = float(value)
+        except ValueError:
+            sigma = float("nan")
+        if not (sigma > 0 and sigma != float("inf")):
+            raise BenchUsageError(f"bad sigma {value!r}; valid choices: a number > 0 (noise std in [0, 1] pixel units)")
+        sigmas.append(sigma)
+    return tuple(sorted(set(sigmas)))
+
+
+def _check_certify_profile(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from .certification import PROFILES
+
+    if value not in PROFILES:
+        raise BenchUsageError(f"unknown profile {value!r}; valid choices: {', '.join(PROFILES)}")
+    return value
+
+
+def _check_alpha(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        alpha = float(value)
+    except ValueError:
+        alpha = float("nan")
+    if not 0.0 < alpha < 1.0:
+        raise BenchUsageError(f"bad alpha {value!r}; valid choices: a number in (0, 1)")
+    return alpha
+
+
+def _check_count(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[int]:
+    """A sample or point count: an integer >= 1 (or absent)."""
+    if value is None:
+        return None
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise BenchUsageError(f"bad {param.opts[0].lstrip('-')} {value!r}; valid choices: an integer >= 1")
+    return count
+
+
 def _coerce(value: str, annotation: Any) -> Any:
     """Parse VALUE of --config KEY=VALUE by the config field's type."""
     text = value.strip()
@@ -164,6 +210,57 @@ def run(defense: str, dataset: str, out: Optional[Path], seed: int, device: str,
     click.echo(_summary_table(summary))
 
 
+@main.command()
+@click.option("--defense", required=True, callback=_check_defense, help="Registered defense (see `bench defenses`).")
+@click.option("--sigma", "sigmas", required=True, multiple=True, callback=_check_sigmas,
+              help="Gaussian noise std (repeatable), e.g. 0.25.")
+@click.option("--n", default=None, callback=_check_count, help="Estimation samples per point [default: the profile's].")
+@click.option("--n0", default=None, callback=_check_count, help="Selection samples per point [default: the profile's].")
+@click.option("--alpha", default=None, callback=_check_alpha, help="Failure probability of each certificate [default: 0.001].")
+@click.option("--dataset", default="mnist5k", show_default=True, callback=_check_dataset, help="mnist5k, mnist, fashion-mnist or cifar10.")
+@click.option("--n-test", default=None, callback=_check_count,
+              help="Certify N test points spread evenly over the test set [default: the profile's].")
+@click.option("--profile", default="quick", show_default=True, callback=_check_certify_profile,
+              help="quick (n=1,000, 100 points) or full (Cohen et al.: n=100,000, 500 points).")
+@click.option("--seed", default="0", show_default=True, callback=_check_seed, help="Seed for training and noise.")
+@click.option("--device", default="auto", show_default=True, callback=_check_device, help="auto, cpu or cuda.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory [default: results/<run-id>/].")
+@click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE", help="Defense config override (repeatable).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Where torchvision datasets live.")
+@click.option("--clamp", is_flag=True, help="Clamp noisy inputs to [0, 1] (default: no clamping, as Cohen et al.).")
+@click.option("--retrain", is_flag=True, help="Train even if the model zoo has this model.")
+def certify(defense: str, sigmas: tuple[float, ...], n: Optional[int], n0: Optional[int], alpha: Optional[float],
+            dataset: str, n_test: Optional[int], profile: str, seed: int, device: str, out: Optional[Path],
+            config_items: tuple[str, ...], data_dir: Optional[Path], clamp: bool, retrain: bool) -> None:
+    """Randomized-smoothing certification alone (Cohen et al. 2019); merges into the run's summary.json."""
+    from .certification.standalone import CertifyOptions, certify_defense
+
+    config = _parse_config(defense, config_items)
+    opts = CertifyOptions(defense=defense, sigmas=sigmas, dataset=dataset, n=n, n0=n0, alpha=alpha, n_test=n_test,
+                          profile=profile, seed=seed, device=device, out=out, config=config, data_dir=data_dir,
+                          retrain=retrain, clamp=clamp)
+    log = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    summary = certify_defense(opts, log=log)
+    lines = [f"{summary['defense']} on {summary['dataset']}: randomized smoothing"]
+    lines += _certification_lines(summary, only=sigmas)
+    click.echo("\n".join(lines))
+
+
+def _certification_lines(summary: dict[str, Any], only: Optional[tuple[float, ...]] = None) -> list[str]:
+    """One line per sigma: certified accuracy at r = 0, 0.25, 0.5, 1.0 and the average certified radius."""
+    lines = []
+    for key, block in sorted((summary.get("certification") or {}).items(), key=lambda kv: float(kv[0])):
+        if only is not None and float(key) not in only:
+            continue
+        curve = block.get("certified_accuracy", {})
+        at = "  ".join(f"r={r}:{curve.get(r, 0.0):.3f}" for r in ("0.0", "0.25", "0.5", "1.0"))
+        lines.append(
+            f"  {'certified (sigma ' + key + ')':<24}{at}  ACR={block.get('average_certified_radius', 0.0):.3f}"
+            f"  abstain={block.get('abstain_rate', 0.0):.3f}  (n={block.get('n')}, {block.get('n_test')} points)"
+        )
+    return lines
+
+
 def _summary_table(summary: dict[str, Any]) -> str:
     lines = [
         f"{summary['defense']} on {summary['dataset']} ({summary['n_test']} test points, {summary['seconds']:.1f} s)",
@@ -172,6 +269,7 @@ def _summary_table(summary: dict[str, Any]) -> str:
     for name, a in summary["attacks"].items():
         lines.append(f"  {name + ' (' + a['norm'] + ' ' + format(a['eps'], 'g') + ')':<24}{a['accuracy']:.3f}")
     lines.append(f"  {'robust (worst case)':<24}{summary['robust_accuracy']:.3f}")
+    lines += _certification_lines(summary)
     for flag in summary.get("flags", []):
         lines.append(f"  FLAG: {flag}")
     run = summary.get("provenance", {}).get("run_id")

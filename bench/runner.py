@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from .attacks.battery import masking_flags, plan_battery, run_battery, worst_case
+from .certification import certify_for_run
 from .data import DEFAULT_DATASET, load_dataset
 from .perf import fast_layout, resolve_device, tune_allocator
 from .records import fingerprint
@@ -116,6 +117,11 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
 
     flags = masking_flags(clean_correct, outcomes)
 
+    certification = certify_for_run(
+        model, x, y, threat=threat, profile=opts.profile, records_dir=records_dir,
+        model_id=model_id, dataset=data.name, seed=opts.seed, log=log,
+    )
+
     per_sample = pd.DataFrame({"index": indices, "label": y.tolist(), "clean_correct": clean_correct.tolist()})
     for name, outcome in outcomes.items():
         per_sample[f"{name}_correct"] = outcome.correct.tolist()
@@ -138,7 +144,7 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
             }
             for name, o in outcomes.items()
         },
-        "certification": {},  # filled by randomized smoothing (bench.certify)
+        "certification": certification,  # sigma -> randomized-smoothing block (bench.certification)
         "flags": flags,
         "seconds": round(time.perf_counter() - started, 3),
         "threat_model": {"norm": "linf", "eps": eps, "l2_eps": threat.l2, "sigma": threat.sigma},
