@@ -163,7 +163,7 @@ def load_plugins(force: bool = False) -> None:
         except DuplicateDefenseError:
             raise
         except Exception as exc:  # a broken plugin must not take the CLI down
-            warnings.warn(f"bench: skipped defense plugin {label}: {type(exc).__name__}: {exc}", stacklevel=2)
+            warnings.warn(f"bench: skipped defense {label}: {type(exc).__name__}: {exc}", stacklevel=2)
             continue
         spec = getattr(obj, "bench_defense", obj)
         if isinstance(spec, DefenseSpec) and spec.name not in _REGISTRY:

@@ -34,8 +34,8 @@ def test_inner_maximisation_stays_in_the_ball_and_raises_the_loss(plain_model, m
 
 def test_adversarial_training_gains_robustness_over_plain(mnist5k):
     """Same network, data and budget; only the training inputs differ."""
-    small = small_subset(mnist5k, 1500, 300, seed=0)
-    budget = dict(epochs=3, batch_size=50, seed=0)
+    small = small_subset(mnist5k, 1000, 300, seed=0)
+    budget = dict(epochs=2, batch_size=50, seed=0)
     plain = create_defense("plain", **budget).fit(small)
     robust = create_defense("adversarial_training", eps=0.2, steps=3, warmup_epochs=1, **budget).fit(small)
     x, y = small.x_test, small.y_test

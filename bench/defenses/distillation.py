@@ -49,8 +49,11 @@ class DistillationConfig:
     temperature: float = 100.0
     teacher_epochs: int = 5
     epochs: int = 5  # student epochs
-    batch_size: int = 128
-    lr: float = 1e-3
+    # At T = 100 the logits must grow ~100-fold before the softmax is confident;
+    # smaller batches and a larger step than `plain` get there in 5 epochs
+    # (on mnist5k: 95.4% clean, as plain; with plain's 128 / 1e-3 and 2+2 epochs, 65%).
+    batch_size: int = 32
+    lr: float = 3e-3
     seed: int = 0
 
 

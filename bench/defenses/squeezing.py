@@ -40,24 +40,30 @@ from ..training import train
 DEPLOY_CHOICES = ("bit_depth", "median", "both", "none")
 
 
-class _RoundStraightThrough(torch.autograd.Function):
-    """round(x) forward, identity backward: the BPDA surface of a quantiser."""
+def _quantise(x: torch.Tensor, levels: float) -> torch.Tensor:
+    return torch.round(x.clamp(0.0, 1.0) * levels) / levels
+
+
+class _QuantiseStraightThrough(torch.autograd.Function):
+    """Quantiser forward, identity backward: the BPDA surface of bit-depth reduction.
+
+    The clamp is inside the function so that pixels at exactly 0 or 1 (most
+    of an MNIST image) still pass the gradient on.
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return torch.round(x)
+    def forward(ctx, x: torch.Tensor, levels: float) -> torch.Tensor:  # type: ignore[override]
+        return _quantise(x, levels)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return grad
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad, None
 
 
 def reduce_bit_depth(x: torch.Tensor, bits: int, straight_through: bool = False) -> torch.Tensor:
     """Quantise [0, 1] inputs to 2**bits levels: round(x * (2**bits - 1)) / (2**bits - 1)."""
     levels = float(2**bits - 1)
-    scaled = x.clamp(0.0, 1.0) * levels
-    rounded = _RoundStraightThrough.apply(scaled) if straight_through else torch.round(scaled)
-    return rounded / levels
+    return _QuantiseStraightThrough.apply(x, levels) if straight_through else _quantise(x, levels)
 
 
 def _symmetric_pad(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
