@@ -1,2 +1,2 @@
 """Built-in defenses; importing this package registers them."""
-from . import bottleneck, plain  # noqa: F401  (registration side effects)
+from . import adversarial, bottleneck, distillation, noise, plain, squeezing  # noqa: F401  (registration side effects)

@@ -1,0 +1,287 @@
+"""`bench validate NAME`: check a defense against the contract without a full run.
+
+The defense is fitted on a small random subset with a tiny budget (any of
+the config fields in ``TINY_BUDGET`` that it has are overridden), then each
+promise of ``bench.contract.DefendedModel`` is checked on a few inputs: the
+logits' shape and type, inputs anywhere in [0, 1], finite and non-zero
+gradients through the declared attack surface, stochasticity as declared,
+the detector's output and its differentiable margin, the declared extra
+attacks, and that the zoo can rebuild and reload the model. A surface that
+hides gradients fails here, before anyone reports a robustness number on it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+
+from .attacks.gradient import ce_loss, margin_loss
+from .contract import DefendedModel
+from .data import Dataset
+from .registry import Defense, create_defense, get_spec
+
+# Config fields shrunk for validation when a defense has them (user overrides win).
+TINY_BUDGET: dict[str, Any] = {"epochs": 1, "teacher_epochs": 1, "warmup_epochs": 0}
+# At least this share of samples must have a non-zero gradient through the surface.
+MIN_NONZERO_GRADIENT = 0.9
+# The BPDA surface must predict like the deployed model on at least this share of clean inputs.
+MIN_SURFACE_AGREEMENT = 0.8
+
+
+@dataclass
+class Check:
+    """One line of the validation report."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'}  {self.name:<22}{self.detail}"
+
+
+def tiny_config(defense_name: str, overrides: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """TINY_BUDGET restricted to the defense's config fields, then the user's overrides."""
+    fields = {f.name for f in dataclasses.fields(get_spec(defense_name).config)}
+    config = {k: v for k, v in TINY_BUDGET.items() if k in fields}
+    config.update(overrides or {})
+    return config
+
+
+def small_subset(data: Dataset, n_train: int, n_check: int, seed: int) -> Dataset:
+    """A seeded random subset (the stored order may be sorted by class, so not the first n)."""
+    g = torch.Generator().manual_seed(seed)
+    train_idx = torch.randperm(len(data.x_train), generator=g)[:n_train]
+    test_idx = torch.randperm(len(data.x_test), generator=g)[:n_check]
+    return dataclasses.replace(
+        data,
+        x_train=data.x_train[train_idx],
+        y_train=data.y_train[train_idx],
+        x_test=data.x_test[test_idx],
+        y_test=data.y_test[test_idx],
+    )
+
+
+def _guard(name: str, fn: Callable[[], Check]) -> Check:
+    """Run one check; an exception inside it is that check's failure, not the validator's."""
+    try:
+        return fn()
+    except Exception as exc:  # the defense under test may raise anything
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return Check(name, False, f"raised {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
+
+
+def _logits_problem(out: Any, n: int, num_classes: int) -> Optional[str]:
+    if not isinstance(out, torch.Tensor):
+        return f"returned {type(out).__name__}, not a tensor"
+    if not out.is_floating_point():
+        return f"returned dtype {out.dtype}, not float logits"
+    if tuple(out.shape) != (n, num_classes):
+        return f"returned shape {tuple(out.shape)}, expected ({n}, {num_classes})"
+    if not torch.isfinite(out).all():
+        return "returned non-finite values"
+    return None
+
+
+def check_model(model: DefendedModel, data: Dataset, defense: Optional[Defense] = None) -> list[Check]:
+    """Every contract check on a fitted model, using ``data.x_test``/``y_test`` as probe inputs."""
+    x, y = data.x_test, data.y_test
+    n, c = len(x), data.num_classes
+    checks: list[Check] = []
+
+    def is_defended_model() -> Check:
+        if not isinstance(model, DefendedModel):
+            return Check("contract", False, f"fit returned {type(model).__name__}, not a bench.contract.DefendedModel")
+        if model.num_classes != c:
+            return Check("contract", False, f"num_classes is {model.num_classes}, the dataset has {c}")
+        return Check("contract", True, f"{type(model).__name__}, {c} classes")
+
+    checks.append(_guard("contract", is_defended_model))
+    if not checks[-1].passed:
+        return checks
+    model.eval()
+
+    def forward_logits() -> Check:
+        with torch.no_grad():
+            problem = _logits_problem(model(x), n, c)
+        return Check("forward", problem is None, problem or f"float logits of shape ({n}, {c})")
+
+    def unit_interval() -> Check:
+        probes = {
+            "all 0": torch.zeros_like(x[:4]),
+            "all 1": torch.ones_like(x[:4]),
+            "uniform": torch.rand(x[:4].shape, generator=torch.Generator().manual_seed(0)).to(x.device),
+        }
+        with torch.no_grad():
+            for label, probe in probes.items():
+                problem = _logits_problem(model(probe), len(probe), c)
+                if problem:
+                    return Check("inputs in [0, 1]", False, f"on {label} inputs: {problem}")
+        return Check("inputs in [0, 1]", True, "all-0, all-1 and uniform inputs give finite logits")
+
+    def stochasticity() -> Check:
+        with torch.no_grad():
+            a, b = model(x), model(x)
+        same = torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+        declared = bool(model.stochastic)
+        if declared and same:
+            return Check("stochastic", False, "declared stochastic, but two forwards of one input were identical")
+        if not declared and not same:
+            diff = float((a - b).abs().max())
+            return Check("stochastic", False, f"declared deterministic, but two forwards differ (max |diff| {diff:.3g}); "
+                                              "declare stochastic = True so attacks use EOT")
+        return Check("stochastic", True, f"declared {declared}; two forwards {'differ' if declared else 'agree'}")
+
+    def gradients() -> Check:
+        x_in = x.detach().clone().requires_grad_(True)
+        logits = model.differentiable_forward(x_in)
+        problem = _logits_problem(logits, n, c)
+        if problem:
+            return Check("gradients", False, f"differentiable_forward {problem}")
+        if not logits.requires_grad:
+            return Check("gradients", False, "differentiable_forward output is not connected to the input")
+        (grad,) = torch.autograd.grad(margin_loss(logits, y).sum(), x_in, allow_unused=True)
+        if grad is None:
+            return Check("gradients", False, "no gradient reaches the input through differentiable_forward")
+        if not torch.isfinite(grad).all():
+            return Check("gradients", False, "non-finite input gradients through differentiable_forward")
+        nonzero = float((grad.flatten(1).abs().amax(1) > 0).float().mean())
+        ok = nonzero >= MIN_NONZERO_GRADIENT
+        detail = f"margin-loss input gradients finite, non-zero on {nonzero:.0%} of samples"
+        if not ok:
+            detail += (f" (< {MIN_NONZERO_GRADIENT:.0%}): the declared surface hides gradients; give a "
+                       "differentiable_forward an attacker can follow (BPDA)")
+        return Check("gradients", ok, detail)
+
+    def surface_agreement() -> Check:
+        with torch.no_grad():
+            deployed = model(x).argmax(1)
+            surface = model.differentiable_forward(x).argmax(1)
+        agree = float((deployed == surface).float().mean())
+        ok = agree >= MIN_SURFACE_AGREEMENT or model.stochastic
+        detail = f"differentiable_forward predicts like forward on {agree:.0%} of inputs"
+        if model.stochastic:
+            detail += " (one draw each; not required for stochastic models)"
+        elif not ok:
+            detail += f" (< {MIN_SURFACE_AGREEMENT:.0%}): gradients of this surface do not describe the deployed model"
+        return Check("surface agreement", ok, detail)
+
+    def ce_saturation() -> Check:
+        # Informational: a saturated softmax is the battery's business (margin losses), not a contract breach.
+        x_in = x.detach().clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(ce_loss(model.differentiable_forward(x_in), y).sum(), x_in)
+        zero = float((grad.flatten(1).abs().amax(1) == 0).float().mean())
+        note = " (softmax saturates: only non-saturating losses such as the margin will see gradients)" if zero > 0.5 else ""
+        return Check("ce gradients", True, f"cross-entropy input gradient exactly zero on {zero:.0%} of samples{note}")
+
+    def detector() -> Check:
+        if model.detect is None:
+            if model.detect_margin is not None:
+                return Check("detector", False, "detect_margin is declared but detect is None")
+            return Check("detector", True, "no detector declared")
+        probes = torch.cat([x, (x + 0.3 * torch.randn_like(x)).clamp(0, 1)])
+        with torch.no_grad():
+            flags = model.detect(probes)
+        if not isinstance(flags, torch.Tensor) or flags.dtype != torch.bool or tuple(flags.shape) != (len(probes),):
+            got = f"{flags.dtype} of shape {tuple(flags.shape)}" if isinstance(flags, torch.Tensor) else type(flags).__name__
+            return Check("detector", False, f"detect returned {got}; expected one bool per sample, shape ({len(probes)},)")
+        if model.detect_margin is None:
+            return Check("detector", False, "detect is declared without detect_margin, so no attack can target it jointly")
+        probes_grad = probes.detach().clone().requires_grad_(True)
+        margin = model.detect_margin(probes_grad)
+        if not isinstance(margin, torch.Tensor) or tuple(margin.shape) != (len(probes),) or not margin.is_floating_point():
+            return Check("detector", False, "detect_margin must return one float per sample")
+        if not margin.requires_grad:
+            return Check("detector", False, "detect_margin is not differentiable with respect to the input")
+        (grad,) = torch.autograd.grad(margin.sum(), probes_grad)
+        if not torch.isfinite(margin).all() or not torch.isfinite(grad).all():
+            return Check("detector", False, "detect_margin or its gradient is not finite")
+        if not model.stochastic:
+            mismatch = int(((margin.detach() > 0) != flags).sum())
+            if mismatch:
+                return Check("detector", False, f"detect_margin > 0 disagrees with detect on {mismatch} of {len(probes)} inputs")
+        rate = float(flags[: len(x)].float().mean())
+        return Check("detector", True, f"one bool per sample; detect_margin consistent; flags {rate:.0%} of clean probes")
+
+    def extras() -> Check:
+        from .attacks.base import Attack
+        from .attacks.battery import PlannedAttack
+
+        attacks = model.extra_attacks()
+        if not isinstance(attacks, list):
+            return Check("extra attacks", False, f"extra_attacks() returned {type(attacks).__name__}, not a list")
+        names = []
+        for a in attacks:
+            attack = a.attack if isinstance(a, PlannedAttack) else a
+            if not isinstance(attack, Attack):
+                return Check("extra attacks", False, f"{a!r} is not a bench.attacks.Attack or PlannedAttack")
+            if attack.norm not in ("linf", "l2"):
+                return Check("extra attacks", False, f"{attack!r} has norm {attack.norm!r}; valid choices: linf, l2")
+            names.append(attack.name)
+        if len(set(names)) != len(names) or {"fgsm", "pgd-linf"} & set(names):
+            return Check("extra attacks", False, f"names {names} repeat or clash with the battery's; give each its own name")
+        return Check("extra attacks", True, ", ".join(names) if names else "none declared")
+
+    def reload() -> Check:
+        if defense is None:
+            return Check("zoo reload", True, "skipped (no registered defense given)")
+        if defense.spec.build is None:
+            return Check("zoo reload", True, "no build function: not cached in the model zoo, retrained every run")
+        rebuilt = defense.build(data).to(x.device)
+        rebuilt.load_state_dict(model.state_dict(), strict=True)
+        rebuilt.eval()
+        if model.stochastic:
+            return Check("zoo reload", True, "build() + load_state_dict(strict=True) works")
+        with torch.no_grad():
+            same = torch.allclose(model(x), rebuilt(x), rtol=1e-5, atol=1e-5)
+        return Check("zoo reload", same, "build() + load_state_dict(strict=True) reproduces the logits" if same
+                     else "the reloaded model's logits differ: some state is not in the state dict (use buffers)")
+
+    for name, fn in [
+        ("forward", forward_logits),
+        ("inputs in [0, 1]", unit_interval),
+        ("stochastic", stochasticity),
+        ("gradients", gradients),
+        ("surface agreement", surface_agreement),
+        ("ce gradients", ce_saturation),
+        ("detector", detector),
+        ("extra attacks", extras),
+        ("zoo reload", reload),
+    ]:
+        checks.append(_guard(name, fn))
+    return checks
+
+
+def validate_defense(
+    name: str,
+    data: Dataset,
+    *,
+    config: Optional[dict[str, Any]] = None,
+    n_train: int = 256,
+    n_check: int = 32,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> list[Check]:
+    """Fit ``name`` on a small subset with a tiny budget and run every contract check."""
+    torch.manual_seed(seed)
+    small = small_subset(data, n_train, n_check, seed).to(torch.device(device))
+    overrides = tiny_config(name, config)
+    fields = {f.name for f in dataclasses.fields(get_spec(name).config)}
+    if "seed" in fields:
+        overrides.setdefault("seed", seed)
+    defense = create_defense(name, **overrides)
+    checks: list[Check] = []
+    fitted: dict[str, DefendedModel] = {}
+
+    def fit() -> Check:
+        fitted["model"] = defense.fit(small)
+        shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
+        return Check("fit", True, f"on {len(small.x_train)} training images ({shown})")
+
+    checks.append(_guard("fit", fit))
+    if "model" in fitted:
+        checks.extend(check_model(fitted["model"], small, defense))
+    return checks

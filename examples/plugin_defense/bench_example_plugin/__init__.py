@@ -1,0 +1,1 @@
+"""An example third-party defense package for bench (see CONTRIBUTING.md)."""
