@@ -6,7 +6,6 @@ the reporter carries each one through unchanged (or reports what is missing).
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
@@ -132,7 +131,3 @@ def write_results(root: Path, runs: dict[str, Any]) -> Path:
         text = content if isinstance(content, str) else json.dumps(content, indent=2, sort_keys=True)
         path.write_text(text, encoding="utf-8")
     return Path(root)
-
-
-def copy_runs(runs: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(runs)

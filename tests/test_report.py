@@ -279,3 +279,12 @@ def test_bench_run_refreshes_the_leaderboard(bench_home, monkeypatch):
     assert 'id="table-mnist5k"' in page and "data:image/png;base64," in page
     runs, warnings = load_summaries(bench_home / "results")
     assert warnings == [] and runs[0].notes == []  # today's runner writes every key the reporter expects
+
+
+def test_headline_radii_thin_out_long_grids():
+    from bench.report.tables import headline_radii
+
+    grid = [i * 0.25 for i in range(9)]  # 0 .. 2
+    assert headline_radii(grid[:6], 2.0) == grid[:6]
+    assert headline_radii(grid, 2.0) == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert headline_radii(grid, 0.75) == [0.0, 0.5, 0.75, 1.0, 1.5, 2.0]  # the threat model's L2 eps is kept
