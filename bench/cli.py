@@ -197,7 +197,6 @@ def run(defense: str, dataset: str, out: Optional[Path], seed: int, device: str,
         config_items: tuple[str, ...], data_dir: Optional[Path], n_test: Optional[int], profile: str,
         retrain: bool) -> None:
     """Train (or reuse) a defense, attack it, write results/<run>/summary.json."""
-    from .leaderboard import write_leaderboards
     from .runner import RunOptions, bench_home, run as run_pipeline
 
     config = _parse_config(defense, config_items)
@@ -206,7 +205,7 @@ def run(defense: str, dataset: str, out: Optional[Path], seed: int, device: str,
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     summary = run_pipeline(opts, log=log)
     home = bench_home()
-    write_leaderboards(home / "results", home / "leaderboards")
+    _refresh_leaderboards(home / "results", home / "leaderboards", quiet=True)
     click.echo(_summary_table(summary))
 
 
@@ -259,6 +258,36 @@ def _certification_lines(summary: dict[str, Any], only: Optional[tuple[float, ..
             f"  abstain={block.get('abstain_rate', 0.0):.3f}  (n={block.get('n')}, {block.get('n_test')} points)"
         )
     return lines
+
+
+def _refresh_leaderboards(results: Path, out: Path, quiet: bool = False) -> list[Path]:
+    """Run the reporter; its warnings (skipped summaries) go to stderr, one line each."""
+    from .report import write_report
+
+    report = write_report(results, out)
+    for warning in report.warnings:
+        click.echo(f"bench: warning: {warning}", err=True)
+    if not quiet:
+        click.echo(f"{len(report.boards)} leaderboard(s), {len(report.files)} file(s) in {out}", err=True)
+    return report.files
+
+
+@main.command()
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=None,
+              help="Directory holding <run>/summary.json [default: $BENCH_HOME/results].")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where the leaderboards go [default: $BENCH_HOME/leaderboards].")
+def report(results_dir: Optional[Path], out: Optional[Path]) -> None:
+    """Write leaderboards (Markdown, CSV, HTML, plots) from every summary.json; prints the files written."""
+    from .runner import bench_home
+
+    results_dir = results_dir if results_dir is not None else bench_home() / "results"
+    out = out if out is not None else bench_home() / "leaderboards"
+    if not results_dir.is_dir():
+        raise BenchUsageError(f"results directory {str(results_dir)!r} does not exist; valid choices: "
+                              "a directory holding <run>/summary.json (written by `bench run`)")
+    for path in _refresh_leaderboards(results_dir, out):
+        click.echo(str(path))
 
 
 def _summary_table(summary: dict[str, Any]) -> str:
