@@ -48,7 +48,7 @@ def test_default_bits_follow_the_paper(mnist5k):
 
 
 def test_bad_deploy_choice_is_named():
-    with pytest.raises(ValueError, match="unknown deploy 'jpeg'; valid choices: bit_depth, median, both, none"):
+    with pytest.raises(ValueError, match="unknown deploy 'jpeg'; valid choices: bit_depth, median, both, raw"):
         FeatureSqueezingModel(torch.nn.Identity(), 10, bits=1, median_size=2, deploy="jpeg")
 
 

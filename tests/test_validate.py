@@ -23,11 +23,17 @@ def test_required_defenses_are_registered():
 
 @pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_defense_passes_validation(name, mnist5k):
-    checks = validate_defense(name, mnist5k, n_train=128, n_check=24)
+    checks = validate_defense(name, mnist5k, n_train=64, n_check=24)
     failed = [c.line() for c in checks if not c.passed]
     assert not failed, "\n".join(failed)
     assert [c.name for c in checks][:3] == ["fit", "contract", "forward"]
     assert len(checks) == 11
+
+
+def test_stochastic_configuration_is_recognised(mnist5k):
+    checks = {c.name: c for c in validate_defense("vib", mnist5k, config={"samples": 8}, n_train=64, n_check=16)}
+    assert all(c.passed for c in checks.values()), [c.line() for c in checks.values() if not c.passed]
+    assert "declared True; two forwards differ" in checks["stochastic"].detail
 
 
 def test_tiny_config_only_touches_existing_fields_and_user_wins():

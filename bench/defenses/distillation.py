@@ -25,7 +25,7 @@ from ..attacks.gradient import PGD
 from ..contract import ClassifierModel, DefendedModel
 from ..data import Dataset
 from ..nets import make_classifier
-from ..registry import register_defense
+from ..registry import DefenseConfigError, register_defense
 from ..training import train
 
 
@@ -70,7 +70,7 @@ def soft_label_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, t
 def fit_distillation(data: Dataset, config: DistillationConfig) -> DefendedModel:
     """Defensive distillation (Papernot et al. 2016): teacher and student at T, student deployed at T = 1."""
     if config.temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {config.temperature}")
+        raise DefenseConfigError(f"bad temperature {config.temperature}; valid choices: a positive number")
     t = float(config.temperature)
     device = data.x_train.device
     teacher = make_classifier(data.input_shape, data.num_classes).to(device)

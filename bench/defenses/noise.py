@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..contract import DefendedModel
 from ..data import Dataset
-from ..registry import register_defense
+from ..registry import DefenseConfigError, register_defense
 from ..training import train
 from .plain import build_plain
 
@@ -35,7 +35,7 @@ class GaussianAugmentationConfig:
 def noise_sigma(data: Dataset, config: GaussianAugmentationConfig) -> float:
     sigma = data.threat.sigma if config.sigma is None else float(config.sigma)
     if sigma < 0:
-        raise ValueError(f"sigma must be non-negative, got {sigma}")
+        raise DefenseConfigError(f"bad sigma {sigma}; valid choices: a number >= 0")
     return sigma
 
 
