@@ -15,24 +15,23 @@ Not reimplemented: this module only adapts the package to the battery.
   ``sys.settrace(None)``, which switches off coverage or a debugger.
   ``isolated_autoattack`` resets the counter and restores the trace function
   around every call.
-- AutoAttack's own resumable state file is used (one per batch) for models
-  without a detector, so an interrupted AutoAttack run continues where it
-  stopped; with a detector its robust flags would not mean "undetected", so
-  it restarts instead.
+- AutoAttack's own state file (``state_path``) is not used: pyautoattack
+  0.2.0 writes the set of attacks with ``json.dump(..., default=str)``, i.e.
+  as a string, so restoring it always raises "The state was created with a
+  different set of attacks". An interrupted AutoAttack resumes per batch
+  instead (``battery.run_attack`` keeps each finished batch).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import torch
 
 from ..contract import DefendedModel
-from .base import Attack, AttackResult, check_norm
+from .base import Attack, check_norm
 from .surface import StraightThrough
 
 LOGGER_NAME = "auto-attack"
@@ -79,14 +78,6 @@ def isolated_autoattack(status: Optional[Callable[[str], None]] = None) -> Itera
         logger.setLevel(level)
 
 
-def _batch_key(x: torch.Tensor, y: torch.Tensor, eps: float) -> str:
-    digest = hashlib.sha256()
-    digest.update(x.detach().float().cpu().contiguous().numpy().tobytes())
-    digest.update(y.detach().cpu().numpy().tobytes())
-    digest.update(repr(float(eps)).encode())
-    return digest.hexdigest()[:16]
-
-
 class AutoAttack(Attack):
     """AutoAttack's standard (deterministic) or rand (stochastic) ensemble at eps."""
 
@@ -104,44 +95,16 @@ class AutoAttack(Attack):
         from pyautoattack import AutoAttack as PackageAutoAttack
 
         version = "rand" if model.stochastic else "standard"
+        self.last_version = version
         surface = StraightThrough(model, eot=1).eval()  # 'rand' does its own EOT
-        state_path: Optional[Path] = None
-        restored = False
-        if self.state_dir is not None and getattr(model, "detect", None) is None:
-            from pyautoattack.state import EvaluationState
-
-            Path(self.state_dir).mkdir(parents=True, exist_ok=True)
-            state_path = Path(self.state_dir) / f"autoattack-{_batch_key(x, y, eps)}.json"
-            if state_path.exists():
-                try:
-                    EvaluationState.from_disk(state_path)
-                    restored = True
-                except Exception:  # a state file cut short by an interrupt: start this batch over
-                    state_path.unlink()
-        xs = x.contiguous()
         with isolated_autoattack(self.status) as collected:
             attack = PackageAutoAttack(
                 surface, norm=_AA_NORMS[self.norm], eps=eps, version=version, device=x.device, seed=self.seed
             )
-            x_adv, _ = attack.run_standard_evaluation(xs, y, batch_size=len(xs), state_path=state_path)
+            x_adv, _ = attack.run_standard_evaluation(x.contiguous(), y, batch_size=len(x))
         for message in collected.warnings:
             self.warn(message)
-        self._restored_broken = None
-        if restored:
-            # After a resume AutoAttack returns only this session's adversarial examples;
-            # samples it broke before the interrupt come back clean. Its state's robust
-            # flags (deployed predictions; no detector here) say which they were.
-            from pyautoattack.state import EvaluationState
-
-            self._restored_broken = ~EvaluationState.from_disk(state_path).robust_flags.to(x.device)
         return x_adv.to(memory_format=torch.channels_last) if x.dim() == 4 else x_adv
-
-    def perturb(self, model: DefendedModel, x: torch.Tensor, y: torch.Tensor, *, eps: float) -> AttackResult:
-        result = super().perturb(model, x, y, eps=eps)
-        broken = getattr(self, "_restored_broken", None)
-        if broken is not None:
-            result.correct &= ~broken
-        return result
 
 
 class Square(Attack):

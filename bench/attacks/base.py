@@ -10,9 +10,10 @@ adversarial perturbation they found before the projection.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Iterator, Optional
 
 import torch
 
@@ -50,6 +51,25 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, norm: str, eps: float) -> torc
     else:
         raise ValueError(f"unknown norm {norm!r}; valid choices: {', '.join(NORMS)}")
     return (x + delta).clamp(0.0, 1.0)
+
+
+@contextmanager
+def frozen_weights(*modules: Optional[torch.nn.Module]) -> Iterator[None]:
+    """Switch off ``requires_grad`` on the weights while attacking, then restore it.
+
+    Attacks need input gradients only; libraries that call ``loss.backward()``
+    (foolbox via eagerpy) would otherwise also compute and accumulate every
+    weight gradient, which costs time and leaves ``.grad`` on the model.
+    """
+    params = [p for m in modules if m is not None for p in m.parameters()]
+    saved = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, saved):
+            p.requires_grad_(flag)
 
 
 @torch.no_grad()
@@ -159,7 +179,8 @@ class Attack:
         if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0.0):
             raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
         x = fast_layout(x.detach())
-        raw = self.run(model, x, y, eps).detach()
+        with frozen_weights(model, getattr(self, "source", None)):
+            raw = self.run(model, x, y, eps).detach()
         norms = None
         if self.minimum_norm:
             norms = perturbation_norm(raw - x, self.norm)

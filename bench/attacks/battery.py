@@ -28,6 +28,7 @@ from ..data import ThreatModel
 from ..perf import fast_layout
 from ..progress import progress
 from ..records import fingerprint, load_outcome, save_outcome
+from ..results import atomic_write_json, read_json
 from .autoattack_adapter import AutoAttack, Square
 from .base import Attack, AttackOutcome
 from .cw import CarliniWagnerL2
@@ -194,24 +195,47 @@ def run_attack(
     indices: Optional[Sequence[int]] = None,
     state_dir: Optional[Path] = None,
 ) -> AttackOutcome:
-    """Run one attack over all given samples in batches, with a progress bar."""
+    """Run one attack over all given samples in batches, with a progress bar.
+
+    With ``state_dir``, every finished batch is kept there, so an interrupted
+    attack (AutoAttack on a full test set runs for hours) resumes at the
+    first unfinished batch; batches are seeded by their first sample's index,
+    so a resumed batch is the batch that would have run.
+    """
     device = next(model.parameters()).device
     indices = list(range(len(x))) if indices is None else list(indices)
     attack = planned.attack
     attack.warnings = []
-    correct, norms = [], []
+    correct, norms, warnings = [], [], []
     start = time.perf_counter()
     with progress(total=len(x), desc=f"{planned.name}", unit="pt") as bar:
         attack.bind(status=bar.set_postfix_str, state_dir=state_dir)
         try:
             for lo in range(0, len(x), batch_size):
+                part = None if state_dir is None else Path(state_dir) / f"batch-{lo}-{min(len(x), lo + batch_size)}.json"
+                if part is not None and part.exists():
+                    done = read_json(part)
+                    correct.append(torch.tensor(done["correct"], dtype=torch.bool))
+                    if done["norms"] is not None:
+                        norms.append(torch.tensor([float("inf") if v is None else v for v in done["norms"]]))
+                    warnings += [w for w in done["warnings"] if w not in warnings]
+                    bar.update(len(done["correct"]))
+                    continue
                 torch.manual_seed(seed * 1_000_003 + indices[lo])  # seeded by the batch's first sample index
                 xb = fast_layout(x[lo : lo + batch_size].to(device))
                 yb = y[lo : lo + batch_size].to(device)
+                attack.warnings = []
                 result = attack.perturb(model, xb, yb, eps=planned.eps)
                 correct.append(result.correct.cpu())
                 if result.norms is not None:
                     norms.append(result.norms.cpu())
+                warnings += [w for w in attack.warnings if w not in warnings]
+                if part is not None:
+                    atomic_write_json(part, {
+                        "correct": [bool(c) for c in result.correct.tolist()],
+                        "norms": None if result.norms is None else [float(v) for v in result.norms.tolist()],
+                        "warnings": list(attack.warnings),
+                    })
                 bar.update(len(xb))
         finally:
             attack.bind()
@@ -224,7 +248,7 @@ def run_attack(
         params=attack.params(),
         indices=indices,
         norms=torch.cat(norms) if norms else None,
-        warnings=list(attack.warnings),
+        warnings=warnings,
     )
 
 

@@ -100,8 +100,8 @@ class CarliniWagnerL2(Attack):
                 dist = (x_adv - x).flatten(1).pow(2).sum(1)
                 f, logits = self._f(model, x_adv, y, draws, joint)
                 loss = dist + const * f
-                optimizer.zero_grad(set_to_none=True)
-                loss.sum().backward()
+                # autograd.grad (not backward) so no gradient is computed for the model's weights
+                (w.grad,) = torch.autograd.grad(loss.sum(), w)
                 with torch.no_grad():
                     candidate = x_adv.detach()
                     if free_check:
