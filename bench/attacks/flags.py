@@ -10,6 +10,7 @@ every flag.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Optional, Sequence
 
 import torch
@@ -23,6 +24,8 @@ SAMPLE_FRACTION = 0.01
 # Accuracy gaps (fractions) that count as "not converged" or "not monotone".
 STEPS_GAP = 0.02
 MONOTONE_GAP = 0.01
+# Stochastic models are judged on one draw per sample: a larger share before a flag.
+STOCHASTIC_FRACTION = 0.05
 # "About 0" at L-inf eps >= 1.
 LARGE_EPS_ACCURACY = 0.02
 # Relative logit change between two forwards that counts as randomness.
@@ -127,7 +130,10 @@ def masking_flags(
         compared = covered & white_covered & clean_correct
         beaten = compared & ~correct & white_survived
         count = int(beaten.sum())
-        if count > _threshold(int(compared.sum())) or (count >= 2 and int(compared.sum()) < 100):
+        needed = _threshold(int(compared.sum()))
+        if model is not None and model.stochastic:  # one draw per verdict: allow for lucky draws
+            needed = max(needed, int(STOCHASTIC_FRACTION * int(compared.sum())))
+        if count > needed:
             examples = ", ".join(str(indices[p] if indices is not None else p) for p in beaten.nonzero().flatten()[:5].tolist())
             flags.append(
                 f"{kind} attack {name} breaks {count} of {int(compared.sum())} samples that every white-box "
@@ -182,11 +188,14 @@ def masking_flags(
                 f"{big[-1].accuracy:.3f} at L-inf eps {big[-1].eps:g} (any image can be reached there; "
                 f"expected <= {LARGE_EPS_ACCURACY:.2f})"
             )
+        tolerance = MONOTONE_GAP
+        if model is not None and model.stochastic:  # two binomial estimates from one draw each
+            tolerance += 2 * math.sqrt(2 * 0.25 / max(1, ordered[0].n))
         worst = None
         for i in range(len(ordered)):
             for j in range(i + 1, len(ordered)):
                 rise = accs[j] - accs[i]
-                if rise > MONOTONE_GAP and (worst is None or rise > worst[0]):
+                if rise > tolerance and (worst is None or rise > worst[0]):
                     worst = (rise, ordered[i], ordered[j])
         if worst is not None:
             rise, lo, hi = worst
