@@ -28,9 +28,10 @@ def record_path(records_dir: Path, name: str) -> Path:
     return Path(records_dir) / f"{name}.json"
 
 
-def save_outcome(records_dir: Path, outcome: AttackOutcome, indices: list[int], fp: str) -> None:
+def save_outcome(records_dir: Path, outcome: AttackOutcome, indices: list[int], fp: str, name: Optional[str] = None) -> None:
+    """Write one attack's record; ``name`` (default the outcome's) names the file."""
     atomic_write_json(
-        record_path(records_dir, outcome.name),
+        record_path(records_dir, name or outcome.name),
         {
             "name": outcome.name,
             "norm": outcome.norm,
@@ -40,6 +41,9 @@ def save_outcome(records_dir: Path, outcome: AttackOutcome, indices: list[int], 
             "fingerprint": fp,
             "indices": list(indices),
             "correct": [bool(c) for c in outcome.correct.tolist()],
+            # minimal perturbation norms (minimum-norm attacks); null = none found (infinite)
+            "norms": None if outcome.norms is None else [float(v) for v in outcome.norms.tolist()],
+            "warnings": list(outcome.warnings),
         },
     )
 
@@ -55,6 +59,7 @@ def load_outcome(records_dir: Path, name: str, fp: str) -> Optional[AttackOutcom
         return None
     if record.get("fingerprint") != fp:
         return None
+    norms = record.get("norms")
     return AttackOutcome(
         name=record["name"],
         norm=record["norm"],
@@ -62,4 +67,7 @@ def load_outcome(records_dir: Path, name: str, fp: str) -> Optional[AttackOutcom
         correct=torch.tensor(record["correct"], dtype=torch.bool),
         seconds=record["seconds"],
         params=record.get("params", {}),
+        indices=record.get("indices"),
+        norms=None if norms is None else torch.tensor([float("inf") if v is None else v for v in norms]),
+        warnings=list(record.get("warnings", [])),
     )

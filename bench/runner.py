@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional
 import pandas as pd
 import torch
 
-from .attacks.battery import masking_flags, plan_battery, run_battery, worst_case
+from .attacks.battery import get_profile, plan_battery, run_battery, summarize_battery
+from .attacks.transfer import load_transfer_source
 from .certification import certify_for_run
 from .data import DEFAULT_DATASET, load_dataset
 from .perf import fast_layout, resolve_device, tune_allocator
@@ -95,11 +96,14 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
 
     clean_correct = predict(model, x, opts.batch_size) == y.cpu()
 
-    plan = plan_battery(model, threat, eps, opts.profile)
+    get_profile(opts.profile)
+    log("transfer source: loading or training an independent plain model")
+    source = load_transfer_source(home, data, device, opts.seed, defense.name, defense.config_dict())
+    plan = plan_battery(model, threat, eps, opts.profile, transfer_source=source, seed=opts.seed)
 
     def report(outcome, reused: bool) -> None:
         how = "reused from records" if reused else f"{outcome.seconds:.1f} s"
-        log(f"  {outcome.name:<10} {outcome.norm:<4} eps={outcome.eps:<6g} accuracy={outcome.accuracy:.3f} ({how})")
+        log(f"  {outcome.name:<16} {outcome.norm:<4} eps={outcome.eps:<6g} n={outcome.n:<5} accuracy={outcome.accuracy:.3f} ({how})")
 
     outcomes = run_battery(
         model,
@@ -113,9 +117,9 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
         batch_size=opts.batch_size,
         on_outcome=report,
     )
-    robust = worst_case(clean_correct, outcomes)
-
-    flags = masking_flags(clean_correct, outcomes)
+    battery = summarize_battery(model, x, y, clean_correct, plan, outcomes, indices=indices, eps=eps,
+                                profile=opts.profile, seed=opts.seed, batch_size=opts.batch_size)
+    robust = battery.robust
 
     certification = certify_for_run(
         model, x, y, threat=threat, profile=opts.profile, records_dir=records_dir,
@@ -123,8 +127,8 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     )
 
     per_sample = pd.DataFrame({"index": indices, "label": y.tolist(), "clean_correct": clean_correct.tolist()})
-    for name, outcome in outcomes.items():
-        per_sample[f"{name}_correct"] = outcome.correct.tolist()
+    for column, values in battery.columns.items():
+        per_sample[column] = values  # None where an attack ran on a subset without this sample
     per_sample["robust"] = robust.tolist()
     atomic_write_text(out / "per_sample.csv", per_sample.to_csv(index=False))
 
@@ -133,19 +137,8 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
         "dataset": data.name,
         "n_test": n_test,
         "clean_accuracy": float(clean_correct.float().mean()),
-        "robust_accuracy": float(robust.float().mean()),
-        "attacks": {
-            name: {
-                "norm": o.norm,
-                "eps": o.eps,
-                "accuracy": o.accuracy,
-                "seconds": round(o.seconds, 3),
-                "params": o.params,
-            }
-            for name, o in outcomes.items()
-        },
+        **battery.summary_fields(),  # robust_accuracy, attacks, sweeps, flags, battery, detector
         "certification": certification,  # sigma -> randomized-smoothing block (bench.certification)
-        "flags": flags,
         "seconds": round(time.perf_counter() - started, 3),
         "threat_model": {"norm": "linf", "eps": eps, "l2_eps": threat.l2, "sigma": threat.sigma},
         "config": defense.config_dict(),

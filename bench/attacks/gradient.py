@@ -1,62 +1,37 @@
 """FGSM and PGD (L-inf and L2) that adapt to what the defense declares.
 
-Gradients flow through ``differentiable_forward`` (BPDA where the deployed
-forward is not differentiable) and are averaged over ``eot`` draws when the
-model is stochastic (EOT, Athalye et al. 2018). Written here rather than
-taken from a library because they must call the contract's surfaces, and
-keep per-sample best iterates; foolbox's LinfPGD serves as the reference in
-the tests.
+Gradients come from ``surface.Objective``: through ``differentiable_forward``
+(BPDA), averaged over ``eot`` draws for stochastic models (EOT), and jointly
+against a detector. Written here rather than taken from a library because
+they must call the contract's surfaces, keep per-sample best iterates and
+stop early on samples already fooled; foolbox's LinfPGD serves as the
+reference in the tests.
+
+The PGD loop is kept lean because everything else in the battery is built on
+it (measured against a bare PyTorch loop in tests/benchmarks): one forward
+and one backward per step, the step and projection done in place, the box
+and eps-ball bounds precomputed once, and samples already fooled dropped
+from the batch (deterministic models only).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..contract import DefendedModel
-from .base import Attack, evaluate_correct, project
+from ..perf import fast_layout
+from .base import Attack, check_norm, evaluate_correct, project
+from .surface import LOSSES, Objective, ce_loss, loss_function, margin_loss
 
-LOSSES = ("ce", "margin")
-
-
-def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample max_{i != y} z_i - z_y: scale-invariant, so a saturated softmax cannot hide it."""
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    other = logits.clone()
-    other.scatter_(1, y[:, None], float("-inf"))
-    return other.max(1).values - true
-
-
-def ce_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, y, reduction="none")
-
-
-def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if name == "ce":
-        return ce_loss
-    if name == "margin":
-        return margin_loss
-    raise ValueError(f"unknown loss {name!r}; valid choices: {', '.join(LOSSES)}")
+__all__ = ["FGSM", "PGD", "LOSSES", "ce_loss", "margin_loss", "loss_function", "input_gradient"]
 
 
 def input_gradient(
     model: DefendedModel, x: torch.Tensor, y: torch.Tensor, loss: str = "ce", eot: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient of the summed loss w.r.t. the input, averaged over ``eot`` draws.
-
-    Returns (gradient, logits of the last draw).
-    """
-    fn = loss_function(loss)
-    draws = eot if model.stochastic else 1
-    x = x.detach().requires_grad_(True)
-    grad = torch.zeros_like(x)
-    logits = None
-    for _ in range(draws):
-        logits = model.differentiable_forward(x)
-        (g,) = torch.autograd.grad(fn(logits, y).sum(), x)
-        grad += g
-    return grad / draws, logits.detach()
+    """Gradient of the summed loss w.r.t. the input (EOT-averaged); returns (gradient, adversarial-now)."""
+    return Objective(model, loss, eot).gradient(x, y)
 
 
 class FGSM(Attack):
@@ -66,6 +41,7 @@ class FGSM(Attack):
     norm = "linf"
 
     def __init__(self, *, loss: str = "ce", eot: int = 20) -> None:
+        super().__init__()
         loss_function(loss)
         self.loss, self.eot = loss, eot
 
@@ -73,21 +49,29 @@ class FGSM(Attack):
         return {"loss": self.loss, "eot": self.eot}
 
     def run(self, model: DefendedModel, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        grad, _ = input_gradient(model, x, y, self.loss, self.eot)
+        grad, _ = Objective(model, self.loss, self.eot).gradient(x, y)
         return x + eps * grad.sign()
+
+
+def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, *([1] * (like.dim() - 1)))
 
 
 class PGD(Attack):
     """Projected gradient descent (Madry et al. 2018) with random start and restarts.
 
+    Arguments: ``norm`` linf or l2; ``steps`` per restart; ``restarts``
+    (later restarts only attack samples not yet fooled); ``step_size``
+    (default 2.5 * eps / steps); ``random_start``; ``loss`` ce or margin;
+    ``eot`` gradient draws for stochastic models; ``keep_best`` return, per
+    sample, the first iterate that fools the deployed model (deterministic
+    models; stochastic ones always return the last iterate, judged by a
+    fresh deployed forward); ``early_stop`` drop fooled samples from the
+    batch (only with ``keep_best``).
+
     Random starts draw from torch's global generator, which the battery seeds
     per batch from the run seed and the batch's first sample index, so a
     shard of indices reproduces wherever it runs.
-
-    Step size defaults to 2.5 * eps / steps. For deterministic models the
-    per-sample best iterate is kept (any iterate that fools the deployed model
-    is a valid adversarial example); for stochastic ones the last iterate is
-    returned and judged by a fresh deployed forward.
     """
 
     def __init__(
@@ -100,18 +84,21 @@ class PGD(Attack):
         random_start: bool = True,
         loss: str = "ce",
         eot: int = 20,
+        keep_best: bool = True,
+        early_stop: bool = True,
     ) -> None:
-        if norm not in ("linf", "l2"):
-            raise ValueError(f"unknown norm {norm!r}; valid choices: linf, l2")
+        super().__init__()
+        check_norm(norm)
         if steps < 1 or restarts < 1:
             raise ValueError(f"steps and restarts must be >= 1, got {steps} and {restarts}")
         loss_function(loss)
         self.norm, self.steps, self.restarts = norm, steps, restarts
         self.step_size, self.random_start, self.loss, self.eot = step_size, random_start, loss, eot
+        self.keep_best, self.early_stop = keep_best, early_stop
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return f"pgd-{self.norm}"
+        return f"pgd-{self.norm}" + ("-margin" if self.loss == "margin" else "")
 
     def params(self) -> dict[str, Any]:
         return {
@@ -122,48 +109,90 @@ class PGD(Attack):
             "random_start": self.random_start,
             "loss": self.loss,
             "eot": self.eot,
+            "keep_best": self.keep_best,
+            "early_stop": self.early_stop,
         }
 
     def _start(self, x: torch.Tensor, eps: float) -> torch.Tensor:
         if not self.random_start:
             return x.clone()
-        noise = torch.rand_like(x) * 2 - 1
+        noise = torch.rand_like(x).mul_(2).sub_(1)
         if self.norm == "linf":
             return project(x + eps * noise, x, "linf", eps)
-        flat = noise.flatten(1)
         radius = torch.rand(len(x), dtype=x.dtype, device=x.device)
-        direction = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return project(x + (eps * radius[:, None] * direction).view_as(x), x, "l2", eps)
+        direction = noise / _view(noise.flatten(1).norm(dim=1).clamp_min(1e-12), x)
+        return project(x + eps * _view(radius, x) * direction, x, "l2", eps)
 
-    def _step(self, x_adv: torch.Tensor, grad: torch.Tensor, alpha: float) -> torch.Tensor:
+    def _step_(self, x_adv: torch.Tensor, grad: torch.Tensor, alpha: float, x: torch.Tensor, eps: float,
+               lo: torch.Tensor, hi: torch.Tensor) -> None:
+        """One ascent step and projection, in place on ``x_adv``."""
         if self.norm == "linf":
-            return x_adv + alpha * grad.sign()
-        norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-        return x_adv + alpha * grad / norms.view(-1, *([1] * (grad.dim() - 1)))
+            x_adv.add_(grad.sign_(), alpha=alpha)
+            torch.maximum(x_adv, lo, out=x_adv)
+            torch.minimum(x_adv, hi, out=x_adv)
+            return
+        x_adv.add_(grad.div_(_view(grad.flatten(1).norm(dim=1).clamp_min_(1e-12), grad)), alpha=alpha)
+        delta = x_adv.sub_(x)  # x_adv now holds delta
+        factor = (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp_(max=1.0)
+        delta.mul_(_view(factor, delta)).add_(x).clamp_(0.0, 1.0)
 
     def run(self, model: DefendedModel, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+        objective = Objective(model, self.loss, self.eot)
         alpha = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
-        keep_best = not model.stochastic
-        surface_is_deployed = not model.describe_surface()["bpda"] and model.detect is None
+        keep_best = self.keep_best and not model.stochastic
+        early_stop = keep_best and self.early_stop
         best = x.clone()
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        for _ in range(self.restarts):
-            x_adv = self._start(x, eps)
-            for _ in range(self.steps):
-                grad, logits = input_gradient(model, x_adv, y, self.loss, self.eot)
+        for restart in range(self.restarts):
+            active = (~fooled).nonzero().squeeze(1) if early_stop else None
+            if active is not None and len(active) == 0:
+                break
+            xs, ys = (x, y) if active is None else (fast_layout(x[active]), y[active])
+            lo = (xs - eps).clamp_(min=0.0) if self.norm == "linf" else None
+            hi = (xs + eps).clamp_(max=1.0) if self.norm == "linf" else None
+            x_adv = self._start(xs, eps)
+            for step in range(self.steps + 1):
+                last = step == self.steps
+                if not last:
+                    grad, wrong = objective.gradient(x_adv, ys)
+                elif keep_best and restart < self.restarts - 1:
+                    # judge the final iterate before the next restart replaces it (after the
+                    # last restart, ``perturb`` judges what ``run`` returns anyway)
+                    wrong = ~evaluate_correct(model, x_adv, ys)
+                else:
+                    break
                 if keep_best:
-                    # The gradient's logits are the deployed ones unless the model has a
-                    # BPDA surface or a detector; then ask the deployed model itself.
-                    wrong = (logits.argmax(1) != y) if surface_is_deployed else ~evaluate_correct(model, x_adv, y)
-                    now = wrong & ~fooled
-                    best[now] = x_adv[now]
-                    fooled |= now
-                x_adv = project(self._step(x_adv, grad, alpha), x, self.norm, eps)
+                    now = wrong if active is not None else wrong & ~fooled
+                    if bool(now.any()):
+                        where = active[now] if active is not None else now.nonzero().squeeze(1)
+                        best[where] = x_adv[now]
+                        fooled[where] = True
+                        if active is not None and not last:  # drop fooled samples from the batch
+                            keep = ~now
+                            if not bool(keep.any()):
+                                active = active[keep]
+                                break
+                            active, xs, ys = active[keep], fast_layout(xs[keep]), ys[keep]
+                            x_adv, grad = fast_layout(x_adv[keep]), fast_layout(grad[keep])
+                            if lo is not None:
+                                lo, hi = fast_layout(lo[keep]), fast_layout(hi[keep])
+                        elif active is not None:
+                            active = active[~now]
+                            x_adv = x_adv[~now]
+                if not last:
+                    self._step_(x_adv, grad, alpha, xs, eps, lo, hi)
             if keep_best:
-                now = ~evaluate_correct(model, x_adv, y) & ~fooled
-                best[now] = x_adv[now]
-                fooled |= now
-                best[~fooled] = x_adv[~fooled]
-            else:
+                # samples never fooled return their last iterate
+                if active is None:
+                    best[~fooled] = x_adv[~fooled]
+                elif len(active):
+                    best[active] = x_adv
+            elif restart == 0:
                 best = x_adv
+                if self.restarts > 1:
+                    fooled = ~evaluate_correct(model, best, y)
+            else:  # stochastic: keep a later restart's iterate only where it fooled a deployed draw
+                better = ~evaluate_correct(model, x_adv, y) & ~fooled
+                best[better] = x_adv[better]
+                fooled |= better
         return best
