@@ -53,7 +53,7 @@ def test_defenses_lists_one_per_line(monkeypatch, capsys):
 
 
 def test_run_writes_summary_reuses_model_and_refuses_tampered_weights(monkeypatch, capsys, bench_home):
-    args = ["run", "--defense", "plain", "--n-test", "40", "--config", "epochs=1", "--seed", "3"]
+    args = ["run", "--defense", "plain", "--n-test", "10", "--config", "epochs=1", "--seed", "3"]
     code, out, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0, err
     assert "clean accuracy" in out and "robust (worst case)" in out
@@ -64,7 +64,7 @@ def test_run_writes_summary_reuses_model_and_refuses_tampered_weights(monkeypatc
     for key in ("defense", "dataset", "n_test", "clean_accuracy", "robust_accuracy", "attacks",
                 "certification", "flags", "seconds", "provenance"):
         assert key in summary
-    assert summary["defense"] == "plain" and summary["dataset"] == "mnist5k" and summary["n_test"] == 40
+    assert summary["defense"] == "plain" and summary["dataset"] == "mnist5k" and summary["n_test"] == 10
     assert {"fgsm", "pgd-linf"} <= set(summary["attacks"])
     for attack in summary["attacks"].values():
         assert 0.0 <= attack["accuracy"] <= 1.0 and attack["norm"] in ("linf", "l2")
@@ -76,9 +76,10 @@ def test_run_writes_summary_reuses_model_and_refuses_tampered_weights(monkeypatc
     assert (summaries[0].parent / "per_sample.csv").exists()
     assert (bench_home / "leaderboards" / "mnist5k.md").read_text().count("| plain |") == 1
 
-    cards = list((bench_home / "models" / "mnist5k").glob("plain-*.json"))
-    assert len(cards) == 1
-    card = json.loads(cards[0].read_text())
+    card_path = bench_home / summary["model"]["card"]
+    assert card_path.exists()
+    card = json.loads(card_path.read_text())
+    assert card["config_hash"] == summary["provenance"]["config_hash"] and card["sha256"] == summary["model"]["sha256"]
     for key in ("defense", "dataset", "config", "config_hash", "clean_accuracy", "sha256", "packages", "date"):
         assert key in card
 
@@ -86,7 +87,7 @@ def test_run_writes_summary_reuses_model_and_refuses_tampered_weights(monkeypatc
     assert code == 0 and "reused cached model" in err
     assert json.loads(summaries[0].read_text())["model"]["reused"] is True
 
-    weights = cards[0].with_suffix(".pt")
+    weights = card_path.with_suffix(".pt")
     weights.write_bytes(weights.read_bytes() + b"tampered")
     code, out, err = run_cli(monkeypatch, capsys, *args)
     assert code == 2
