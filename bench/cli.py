@@ -167,11 +167,12 @@ def run(defense: str, dataset: str, out: Optional[Path], seed: int, device: str,
 def _summary_table(summary: dict[str, Any]) -> str:
     lines = [
         f"{summary['defense']} on {summary['dataset']} ({summary['n_test']} test points, {summary['seconds']:.1f} s)",
-        f"  {'clean accuracy':<24}{summary['clean_accuracy']:.3f}",
+        f"  {'clean accuracy':<34}{summary['clean_accuracy']:.3f}",
     ]
     for name, a in summary["attacks"].items():
-        lines.append(f"  {name + ' (' + a['norm'] + ' ' + format(a['eps'], 'g') + ')':<24}{a['accuracy']:.3f}")
-    lines.append(f"  {'robust (worst case)':<24}{summary['robust_accuracy']:.3f}")
+        subset = f", n={a['n']}" if a.get("n", summary["n_test"]) < summary["n_test"] else ""
+        lines.append(f"  {name + ' (' + a['norm'] + ' ' + format(a['eps'], 'g') + subset + ')':<34}{a['accuracy']:.3f}")
+    lines.append(f"  {'robust (worst case)':<34}{summary['robust_accuracy']:.3f}")
     for flag in summary.get("flags", []):
         lines.append(f"  FLAG: {flag}")
     run = summary.get("provenance", {}).get("run_id")
