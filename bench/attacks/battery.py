@@ -167,7 +167,8 @@ def plan_battery(
         if isinstance(extra, PlannedAttack):
             plan.append(extra)
         else:
-            plan.append(PlannedAttack(extra, threat.eps(extra.norm), kind=getattr(extra, "kind", WHITE_BOX)))
+            extra_eps = eps if extra.norm == "linf" else threat.eps(extra.norm)
+            plan.append(PlannedAttack(extra, extra_eps, kind=getattr(extra, "kind", WHITE_BOX)))
     sweep_eps = sorted({round(f * eps, 6) for f in p.sweep_factors} | {1.0})
     for e in sweep_eps:
         if abs(e - eps) < 1e-9:
