@@ -254,7 +254,7 @@ def _certification_lines(summary: dict[str, Any], only: Optional[tuple[float, ..
         curve = block.get("certified_accuracy", {})
         at = "  ".join(f"r={r}:{curve.get(r, 0.0):.3f}" for r in ("0.0", "0.25", "0.5", "1.0"))
         lines.append(
-            f"  {'certified (sigma ' + key + ')':<24}{at}  ACR={block.get('average_certified_radius', 0.0):.3f}"
+            f"  {'certified (sigma ' + key + ')':<34}{at}  ACR={block.get('average_certified_radius', 0.0):.3f}"
             f"  abstain={block.get('abstain_rate', 0.0):.3f}  (n={block.get('n')}, {block.get('n_test')} points)"
         )
     return lines
@@ -293,11 +293,12 @@ def report(results_dir: Optional[Path], out: Optional[Path]) -> None:
 def _summary_table(summary: dict[str, Any]) -> str:
     lines = [
         f"{summary['defense']} on {summary['dataset']} ({summary['n_test']} test points, {summary['seconds']:.1f} s)",
-        f"  {'clean accuracy':<24}{summary['clean_accuracy']:.3f}",
+        f"  {'clean accuracy':<34}{summary['clean_accuracy']:.3f}",
     ]
     for name, a in summary["attacks"].items():
-        lines.append(f"  {name + ' (' + a['norm'] + ' ' + format(a['eps'], 'g') + ')':<24}{a['accuracy']:.3f}")
-    lines.append(f"  {'robust (worst case)':<24}{summary['robust_accuracy']:.3f}")
+        subset = f", n={a['n']}" if a.get("n", summary["n_test"]) < summary["n_test"] else ""
+        lines.append(f"  {name + ' (' + a['norm'] + ' ' + format(a['eps'], 'g') + subset + ')':<34}{a['accuracy']:.3f}")
+    lines.append(f"  {'robust (worst case)':<34}{summary['robust_accuracy']:.3f}")
     lines += _certification_lines(summary)
     for flag in summary.get("flags", []):
         lines.append(f"  FLAG: {flag}")

@@ -68,6 +68,7 @@ def _with_seed(defense_name: str, config: dict[str, Any], seed: int) -> dict[str
 def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate one defense end to end; return the summary written to ``summary.json``."""
     tune_allocator()
+    get_profile(opts.profile)  # an unknown profile fails before any training
     started = time.perf_counter()
     home = Path(opts.home) if opts.home is not None else bench_home()
     device = resolve_device(opts.device)
@@ -96,7 +97,6 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
 
     clean_correct = predict(model, x, opts.batch_size) == y.cpu()
 
-    get_profile(opts.profile)
     log("transfer source: loading or training an independent plain model")
     source = load_transfer_source(home, data, device, opts.seed, defense.name, defense.config_dict())
     plan = plan_battery(model, threat, eps, opts.profile, transfer_source=source, seed=opts.seed)

@@ -19,11 +19,9 @@ def test_bench_run_reports_every_attack(bench_home):
     # A fresh interpreter, as a user runs it (bench sets its OpenMP policy before torch loads).
     root = Path(bench.__file__).resolve().parent.parent
     env = {**os.environ, "BENCH_HOME": str(bench_home), "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--defense", "plain", "--n-test", "10", "--config", "epochs=1",
-         "--out", str(bench_home / "run")],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
+    command = [sys.executable, "-m", "bench", "run", "--defense", "plain", "--n-test", "10", "--config", "epochs=1",
+               "--out", str(bench_home / "run")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "robust (worst case)" in result.stdout
     summary = json.loads((bench_home / "run" / "summary.json").read_text())
@@ -48,3 +46,14 @@ def test_bench_run_reports_every_attack(bench_home):
     records = {p.stem for p in (bench_home / "run" / "records").glob("*.json")}
     assert EXPECTED <= records
     assert any(r.startswith("pgd-linf@") for r in records)
+
+    # an interrupted run (no summary yet, one attack unfinished) resumes: the rest is reloaded
+    (bench_home / "run" / "summary.json").unlink()
+    (bench_home / "run" / "records" / "cw-l2.json").unlink()
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    lines = {line.split()[0]: line for line in again.stderr.splitlines() if line.startswith("  ")}
+    assert "reused from records" not in lines["cw-l2"]
+    assert all("reused from records" in lines[name] for name in EXPECTED - {"cw-l2"})
+    resumed = json.loads((bench_home / "run" / "summary.json").read_text())
+    assert resumed["attacks"]["fgsm"]["accuracy"] == summary["attacks"]["fgsm"]["accuracy"]

@@ -159,3 +159,20 @@ def test_detector_aware_pgd_beats_the_detector_it_knows(plain_model, points, mni
     assert bool((plain_model(x_aware[broken]).argmax(1) != y[broken]).all())
     flags = masking_flags(torch.ones(len(x), dtype=torch.bool), {}, model=blind)
     assert any("detector but no detect_margin" in f for f in flags)
+
+
+def test_autoattack_counts_on_neither_side_of_the_black_box_check():
+    """AutoAttack contains Square: its breaks must not hide a black-box win over the white-box attacks."""
+    from bench.attacks.base import AttackOutcome
+    from bench.attacks.flags import ENSEMBLE
+
+    n = 50
+    survived, broken = torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
+    outcomes = {
+        "pgd-linf": AttackOutcome("pgd-linf", "linf", 0.3, survived, 0.0),
+        "autoattack": AttackOutcome("autoattack", "linf", 0.3, broken, 0.0),
+        "square": AttackOutcome("square", "linf", 0.3, broken, 0.0),
+    }
+    kinds = {"pgd-linf": "white-box", "autoattack": ENSEMBLE, "square": BLACK_BOX}
+    flags = masking_flags(survived.clone(), outcomes, kinds=kinds)
+    assert any(f.startswith(f"black-box attack square breaks {n} of {n}") for f in flags), flags

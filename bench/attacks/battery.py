@@ -32,7 +32,7 @@ from ..results import atomic_write_json, read_json
 from .autoattack_adapter import AutoAttack, Square
 from .base import Attack, AttackOutcome
 from .cw import CarliniWagnerL2
-from .flags import BLACK_BOX, TRANSFER, WHITE_BOX, masking_flags as _masking_flags, positions, probe_model
+from .flags import BLACK_BOX, ENSEMBLE, TRANSFER, WHITE_BOX, masking_flags as _masking_flags, positions, probe_model
 from .fmn import FMN
 from .gradient import FGSM, PGD
 from .surface import adaptive_techniques
@@ -156,7 +156,7 @@ def plan_battery(
         plan.append(PlannedAttack(Transfer(source, source_id=source_id, steps=p.transfer_steps), eps, kind=TRANSFER))
     plan += [
         PlannedAttack(Square(queries=p.square_queries, seed=seed), eps, n=sub("square"), kind=BLACK_BOX),
-        PlannedAttack(AutoAttack(seed=seed), eps, n=sub("autoattack")),
+        PlannedAttack(AutoAttack(seed=seed), eps, n=sub("autoattack"), kind=ENSEMBLE),
         PlannedAttack(CarliniWagnerL2(search_steps=p.cw_search_steps, steps=p.cw_steps, lr=p.cw_lr, eot=p.eot), l2, n=sub("cw-l2")),
         PlannedAttack(FMN(norm="l2", steps=p.fmn_steps, eot=p.eot), l2, n=sub("fmn-l2")),
         PlannedAttack(FMN(norm="linf", steps=p.fmn_steps, eot=p.eot), eps, n=sub("fmn-linf")),
@@ -167,7 +167,8 @@ def plan_battery(
         if isinstance(extra, PlannedAttack):
             plan.append(extra)
         else:
-            plan.append(PlannedAttack(extra, threat.eps(extra.norm), kind=getattr(extra, "kind", WHITE_BOX)))
+            extra_eps = eps if extra.norm == "linf" else threat.eps(extra.norm)
+            plan.append(PlannedAttack(extra, extra_eps, kind=getattr(extra, "kind", WHITE_BOX)))
     sweep_eps = sorted({round(f * eps, 6) for f in p.sweep_factors} | {1.0})
     for e in sweep_eps:
         if abs(e - eps) < 1e-9:
