@@ -8,7 +8,7 @@ import torch
 
 from bench.attacks import FGSM, PGD
 from bench.defenses.squeezing import FeatureSqueezingModel, median_filter, reduce_bit_depth
-from bench.registry import create_defense
+from bench.registry import DefenseConfigError, create_defense
 
 
 @pytest.mark.parametrize("size", [2, 3])
@@ -48,8 +48,26 @@ def test_default_bits_follow_the_paper(mnist5k):
 
 
 def test_bad_deploy_choice_is_named():
-    with pytest.raises(ValueError, match="unknown deploy 'jpeg'; valid choices: bit_depth, median, both, raw"):
+    with pytest.raises(DefenseConfigError, match="unknown deploy 'jpeg'; valid choices: bit_depth, median, both, raw"):
         FeatureSqueezingModel(torch.nn.Identity(), 10, bits=1, median_size=2, deploy="jpeg")
+
+
+@pytest.mark.parametrize("deploy", ["raw", "median", "both"])
+def test_other_deployments_squeeze_as_named(deploy):
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+    model = FeatureSqueezingModel(net, 10, bits=1, median_size=2, deploy=deploy)
+    x = torch.rand(3, 1, 28, 28)
+    expected = {"raw": x, "median": median_filter(x, 2), "both": median_filter(reduce_bit_depth(x, 1), 2)}[deploy]
+    with torch.no_grad():
+        assert torch.equal(model(x), net(expected))
+
+
+def test_threshold_travels_with_the_weights():
+    model = FeatureSqueezingModel(torch.nn.Identity(), 10, bits=1, median_size=2, deploy="bit_depth")
+    model.threshold.fill_(0.25)
+    fresh = FeatureSqueezingModel(torch.nn.Identity(), 10, bits=1, median_size=2, deploy="bit_depth")
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    assert float(fresh.threshold) == 0.25
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,9 @@ differentiable almost everywhere (the gradient flows to the selected
 pixel). ``detect_margin`` is the detector score minus the threshold through
 the same straight-through surface, so attacks can push misclassification
 and the detector jointly (He et al. 2017 bypass the detector this way).
+No extra attacks are declared: the joint classifier-and-detector attack is
+the battery's, built on ``detect_margin``; until it runs, a robust accuracy
+that rests on the detector flagging non-adaptive examples is an upper bound.
 """
 from __future__ import annotations
 
