@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 
-import pytest
-import torch
-
 os.environ.setdefault("BENCH_PROGRESS", "0")
+
+import bench  # noqa: E402,F401  (first: bench sets its OpenMP wait policy before torch loads)
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
