@@ -71,8 +71,6 @@ def test_workflow_runs_every_built_in_defense(workflow):
     assert named == BUILT_IN
 
 
-# LEAD: remove this xfail once the defenses branch is merged (then every name must be registered).
-@pytest.mark.xfail(strict=False, reason="built-in defenses from the defenses branch are not merged yet")
 def test_workflow_defenses_are_registered(workflow):
     from bench.registry import list_defenses
 
