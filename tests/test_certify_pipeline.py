@@ -19,7 +19,7 @@ from bench.certification import (
     summarize,
 )
 from bench.certification.pipeline import records_fingerprint
-from bench.cli import cli
+from cli_helpers import run_cli
 from bench.contract import DefendedModel
 
 SETTINGS = CertifySettings(sigma=0.5, n0=100, n=400, alpha=0.01, seed=3)
@@ -138,15 +138,6 @@ def test_bad_settings_are_refused():
 # -- the command line ------------------------------------------------------------------------
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    code = 0
-    try:
-        cli()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(

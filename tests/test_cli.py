@@ -6,18 +6,9 @@ import sys
 
 import pytest
 
-from bench.cli import cli
+from cli_helpers import run_cli
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    code = 0
-    try:
-        cli()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(

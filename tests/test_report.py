@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_helpers import run_cli
 
 from bench.report import build_boards, load_summaries, regeneration_diff, write_report
 from report_synthetic import COMMIT, standard_set, summary, write_results
@@ -198,26 +199,14 @@ def test_plots_show_the_data(written):
     assert (img[..., :3].std(axis=(0, 1)) > 0.05).all()  # not a blank canvas
 
 
-def _cli(monkeypatch, capsys, *args):
-    from bench.cli import cli
-
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    try:
-        cli()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr()
-
-
 def test_cli_report(results, tmp_path, monkeypatch, capsys):
-    code, io_ = _cli(monkeypatch, capsys, "report", "--results", str(results), "--out", str(tmp_path / "lb"))
+    code, out, err = run_cli(monkeypatch, capsys, "report", "--results", str(results), "--out", str(tmp_path / "lb"))
     assert code == 0
-    assert str(tmp_path / "lb" / "index.html") in io_.out.splitlines()
-    assert "bench: warning: broken-json/summary.json: unreadable (invalid JSON); skipped" in io_.err
-    code, io_ = _cli(monkeypatch, capsys, "report", "--results", str(tmp_path / "nowhere"))
+    assert str(tmp_path / "lb" / "index.html") in out.splitlines()
+    assert "bench: warning: broken-json/summary.json: unreadable (invalid JSON); skipped" in err
+    code, out, err = run_cli(monkeypatch, capsys, "report", "--results", str(tmp_path / "nowhere"))
     assert code == 2
-    assert io_.err.count("\n") == 1 and "nowhere" in io_.err and "valid choices" in io_.err
+    assert err.count("\n") == 1 and "nowhere" in err and "valid choices" in err
 
 
 def _mpl_skip(committed: Path) -> tuple[str, ...]:
