@@ -51,7 +51,7 @@ class AdversarialTrainingConfig:
 
 @dataclass
 class TradesConfig(AdversarialTrainingConfig):
-    beta: float = 6.0  # weight of the robustness (KL) term; Zhang et al. use 1/lambda = 6
+    beta: float = 6.0  # weight of the KL term (1/lambda in Zhang et al.); 6 is their CIFAR-10 setting
     epochs: int = 10  # each epoch costs a little more than Madry's (one extra clean forward)
 
 
