@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 SCHEMA_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _PACKAGES = ("bench", "torch", "torchvision", "numpy", "pandas", "mlxtend", "foolbox", "pyautoattack", "scipy")
 
 
@@ -27,6 +29,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
