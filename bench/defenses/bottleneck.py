@@ -77,7 +77,9 @@ class VIBConfig:
     k: int = 256
     beta: float = 1e-3
     samples: int = 1
-    epochs: int = 5
+    # 8 epochs: at 5, CPU training's run-to-run jitter put tight_vib at 0.951-0.958 clean on
+    # mnist5k, too close to the 95% the bottleneck models are expected to reach; 8 gives ~0.96.
+    epochs: int = 8
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
