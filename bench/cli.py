@@ -347,6 +347,7 @@ def validate(name: str, dataset: str, device: str, seed: int, config_items: tupl
 
 def cli() -> None:
     """Console entry point: turns errors into one line and the right exit status."""
+    from .config import DefenseConfigError
     from .data import DatasetError, DatasetUnavailableError
     from .registry import DefenseRegistryError
     from .zoo import TamperedWeightsError
@@ -364,7 +365,7 @@ def cli() -> None:
     except KeyboardInterrupt:
         click.echo("bench: interrupted; finished work is kept and a rerun resumes", err=True)
         sys.exit(130)
-    except (DatasetError, DatasetUnavailableError, DefenseRegistryError, TamperedWeightsError) as exc:
+    except (DatasetError, DatasetUnavailableError, DefenseRegistryError, DefenseConfigError, TamperedWeightsError) as exc:
         click.echo(f"bench: error: {exc}", err=True)
         sys.exit(2)
     except click.ClickException as exc:

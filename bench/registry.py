@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Iterator, Optional
 
+from .config import DefenseConfigError, validate_config
+
 ENTRY_POINT_GROUP = "bench.defenses"
 
 
@@ -34,8 +36,6 @@ class DuplicateDefenseError(DefenseRegistryError):
     pass
 
 
-class DefenseConfigError(DefenseRegistryError, ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,18 @@ class DefenseSpec:
     build: Optional[Callable[..., Any]] = None  # untrained model for (data, config); enables the model zoo
 
     def make_config(self, **overrides: Any) -> Any:
-        """Build the config dataclass, refusing unknown keys with the valid ones."""
+        """Build the config dataclass, refusing unknown keys and values outside their declared ranges."""
         valid = [f.name for f in dataclasses.fields(self.config)]
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
             raise DefenseConfigError(
                 f"unknown config key {unknown[0]!r} for defense {self.name!r}; valid keys: {', '.join(valid)}"
             )
-        return self.config(**overrides)
+        try:
+            config = self.config(**overrides)
+        except TypeError as exc:  # a plugin config with a required field, say
+            raise DefenseConfigError(f"config of defense {self.name!r}: {exc}") from None
+        return validate_config(config, owner=self.name)
 
 
 @dataclass

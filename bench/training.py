@@ -7,6 +7,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from .config import TrainConfig
 from .perf import fast_layout
 from .progress import progress
 
@@ -67,6 +68,37 @@ def train(
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
     model.eval()
     return time.perf_counter() - start
+
+
+def train_from_config(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+    config: TrainConfig,
+    *,
+    desc: str,
+    transform: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+    epochs: Optional[int] = None,
+    seed_offset: int = 0,
+) -> float:
+    """``train`` with the budget a defense's ``TrainConfig`` holds: the call every built-in defense makes.
+
+    ``epochs`` overrides the config's (e.g. a teacher's own budget);
+    ``seed_offset`` gives a second network of one defense its own seed.
+    """
+    return train(
+        model,
+        x,
+        y,
+        loss_fn,
+        epochs=config.epochs if epochs is None else epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        seed=config.seed + seed_offset,
+        desc=desc,
+        transform=transform,
+    )
 
 
 @torch.inference_mode()

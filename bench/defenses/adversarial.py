@@ -25,11 +25,12 @@ from torch import nn
 
 from ..attacks.base import project
 from ..attacks.gradient import input_gradient
+from ..config import TrainConfig, param
 from ..contract import DefendedModel
 from ..data import Dataset
 from ..registry import DefenseConfigError, register_defense
-from ..training import train
-from .plain import build_plain
+from ..training import train_from_config
+from .plain import build_plain, cross_entropy
 
 
 # Defaults sized for a few minutes on two CPU cores with mnist5k's 4,000
@@ -38,21 +39,19 @@ from .plain import build_plain
 # 78.8% in ~200 s; 20 epochs -> 97.5% / 84.5% in ~290 s; batch 128 instead of 32
 # (4x fewer updates), 8 epochs -> 95.5% / 56% (500 random test points).
 @dataclass
-class AdversarialTrainingConfig:
-    eps: Optional[float] = None  # None: the dataset's headline L-inf eps (0.3 on MNIST)
-    steps: int = 5  # PGD steps per training example
-    step_size: Optional[float] = None  # None: 2.5 * eps / steps (Madry et al.'s rule of thumb)
-    warmup_epochs: int = 2  # eps ramps linearly from 0 to eps over these epochs
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    seed: int = 0
+class AdversarialTrainingConfig(TrainConfig):
+    eps: Optional[float] = param(None, min=0, max=1)  # None: the dataset's headline L-inf eps (0.3 on MNIST)
+    steps: int = param(5, min=1)  # PGD steps per training example
+    step_size: Optional[float] = param(None, gt=0)  # None: 2.5 * eps / steps (Madry et al.'s rule of thumb)
+    warmup_epochs: int = param(2, min=0)  # eps ramps linearly from 0 to eps over these epochs
+    epochs: int = param(20, min=1)
+    batch_size: int = param(32, min=1)
 
 
 @dataclass
 class TradesConfig(AdversarialTrainingConfig):
-    beta: float = 6.0  # weight of the KL term (1/lambda in Zhang et al.); 6 is their CIFAR-10 setting
-    epochs: int = 10  # each epoch costs a little more than Madry's (one extra clean forward)
+    beta: float = param(6.0, min=0)  # weight of the KL term (1/lambda in Zhang et al.); 6 is their CIFAR-10 setting
+    epochs: int = param(10, min=1)  # each epoch costs a little more than Madry's (one extra clean forward)
 
 
 def ramped_eps(eps: float, warmup_batches: int) -> Callable[[], float]:
@@ -128,18 +127,8 @@ def fit_adversarial_training(data: Dataset, config: AdversarialTrainingConfig) -
     def adversarial_batch(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return pgd_examples(model, x, y, next_eps(), config.steps, config.step_size)
 
-    train(
-        model,
-        data.x_train,
-        data.y_train,
-        lambda m, x, y: F.cross_entropy(m(x), y),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=config.seed,
-        desc="adversarial_training",
-        transform=adversarial_batch,
-    )
+    train_from_config(model, data.x_train, data.y_train, cross_entropy, config, desc="adversarial_training",
+                      transform=adversarial_batch)
     return model
 
 
@@ -160,15 +149,7 @@ def fit_trades(data: Dataset, config: TradesConfig) -> DefendedModel:
     """TRADES (Zhang et al. 2019): CE(clean) + beta * KL(f(x) || f(x_adv)) at the headline L-inf eps."""
     model = build_plain(data, config).to(data.x_train.device)
     next_eps = _schedule(data, config)
-    train(
-        model,
-        data.x_train,
-        data.y_train,
-        lambda m, x, y: trades_loss(m, x, y, next_eps(), config.steps, config.step_size, config.beta),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=config.seed,
-        desc="trades",
-    )
+    train_from_config(model, data.x_train, data.y_train,
+                      lambda m, x, y: trades_loss(m, x, y, next_eps(), config.steps, config.step_size, config.beta),
+                      config, desc="trades")
     return model

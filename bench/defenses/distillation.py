@@ -22,11 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from ..attacks.gradient import PGD
+from ..config import TrainConfig, param
 from ..contract import ClassifierModel, DefendedModel
 from ..data import Dataset
 from ..nets import make_classifier
 from ..registry import DefenseConfigError, register_defense
-from ..training import train
+from ..training import train_from_config
 
 
 class MarginPGD(PGD):
@@ -45,16 +46,15 @@ class DistilledModel(ClassifierModel):
 
 
 @dataclass
-class DistillationConfig:
-    temperature: float = 100.0
-    teacher_epochs: int = 5
-    epochs: int = 5  # student epochs
+class DistillationConfig(TrainConfig):
+    temperature: float = param(100.0, gt=0)
+    teacher_epochs: int = param(5, min=1)
+    epochs: int = param(5, min=1)  # student epochs
     # At T = 100 the logits must grow ~100-fold before the softmax is confident;
     # smaller batches and a larger step than `plain` get there in 5 epochs
     # (on mnist5k: 95.4% clean, as plain; with plain's 128 / 1e-3 and 2+2 epochs, 65%).
-    batch_size: int = 32
-    lr: float = 3e-3
-    seed: int = 0
+    batch_size: int = param(32, min=1)
+    lr: float = param(3e-3, gt=0)
 
 
 def build_distillation(data: Dataset, config: DistillationConfig) -> DistilledModel:
@@ -74,17 +74,8 @@ def fit_distillation(data: Dataset, config: DistillationConfig) -> DefendedModel
     t = float(config.temperature)
     device = data.x_train.device
     teacher = make_classifier(data.input_shape, data.num_classes).to(device)
-    train(
-        teacher,
-        data.x_train,
-        data.y_train,
-        lambda m, x, y: F.cross_entropy(m(x) / t, y),
-        epochs=config.teacher_epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=config.seed,
-        desc="distillation teacher",
-    )
+    train_from_config(teacher, data.x_train, data.y_train, lambda m, x, y: F.cross_entropy(m(x) / t, y), config,
+                      desc="distillation teacher", epochs=config.teacher_epochs)
     teacher.eval()
     with torch.no_grad():
         soft = torch.cat([F.softmax(teacher(data.x_train[i : i + 1000]) / t, dim=1)
@@ -93,15 +84,6 @@ def fit_distillation(data: Dataset, config: DistillationConfig) -> DefendedModel
     # indexes the training set, so pass indices as labels.
     index = torch.arange(len(data.x_train), device=device)
     student = build_distillation(data, config).to(device)
-    train(
-        student,
-        data.x_train,
-        index,
-        lambda m, x, i: soft_label_loss(m(x), soft[i], t),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=config.seed + 1,
-        desc="distillation student",
-    )
+    train_from_config(student, data.x_train, index, lambda m, x, i: soft_label_loss(m(x), soft[i], t), config,
+                      desc="distillation student", seed_offset=1)
     return student.eval()

@@ -16,20 +16,17 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from ..config import TrainConfig, param
 from ..contract import DefendedModel
 from ..data import Dataset
 from ..registry import DefenseConfigError, register_defense
-from ..training import train
-from .plain import build_plain
+from ..training import train_from_config
+from .plain import build_plain, cross_entropy
 
 
 @dataclass
-class GaussianAugmentationConfig:
-    sigma: Optional[float] = None  # None: the dataset's smoothing sigma (0.25 on MNIST-like data)
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
+class GaussianAugmentationConfig(TrainConfig):
+    sigma: Optional[float] = param(None, min=0)  # None: the dataset's smoothing sigma (0.25 on MNIST-like data)
 
 
 def noise_sigma(data: Dataset, config: GaussianAugmentationConfig) -> float:
@@ -44,16 +41,6 @@ def fit_gaussian_augmentation(data: Dataset, config: GaussianAugmentationConfig)
     """Trained under Gaussian noise (Cohen et al. 2019): the base classifier for randomized smoothing."""
     sigma = noise_sigma(data, config)
     model = build_plain(data, config).to(data.x_train.device)
-    train(
-        model,
-        data.x_train,
-        data.y_train,
-        lambda m, x, y: F.cross_entropy(m(x), y),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=config.seed,
-        desc="gaussian_augmentation",
-        transform=lambda x, y: x + sigma * torch.randn_like(x),
-    )
+    train_from_config(model, data.x_train, data.y_train, cross_entropy, config, desc="gaussian_augmentation",
+                      transform=lambda x, y: x + sigma * torch.randn_like(x))
     return model

@@ -5,22 +5,20 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from ..config import TrainConfig
 from ..contract import ClassifierModel, DefendedModel
 from ..data import Dataset
 from ..nets import make_classifier
 from ..registry import register_defense
-from ..training import train
+from ..training import train_from_config
 
 
 @dataclass
-class PlainConfig:
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
+class PlainConfig(TrainConfig):
+    """Only the training budget (TrainConfig's defaults: 5 epochs, batch 128, Adam 1e-3)."""
 
 
-def build_plain(data: Dataset, config: PlainConfig) -> DefendedModel:
+def build_plain(data: Dataset, config: TrainConfig) -> DefendedModel:
     return ClassifierModel(make_classifier(data.input_shape, data.num_classes), data.num_classes)
 
 
@@ -28,15 +26,10 @@ def build_plain(data: Dataset, config: PlainConfig) -> DefendedModel:
 def fit_plain(data: Dataset, config: PlainConfig) -> DefendedModel:
     """Undefended CNN trained with cross-entropy; the baseline every defense must beat."""
     model = build_plain(data, config).to(data.x_train.device)
-    train(
-        model,
-        data.x_train,
-        data.y_train,
-        lambda m, x, y: F.cross_entropy(m(x), y),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=config.seed,
-        desc="plain",
-    )
+    train_from_config(model, data.x_train, data.y_train, cross_entropy, config, desc="plain")
     return model
+
+
+def cross_entropy(model, x, y):
+    """The plain training loss: cross-entropy of the model's logits."""
+    return F.cross_entropy(model(x), y)

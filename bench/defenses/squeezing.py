@@ -40,11 +40,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import TrainConfig, param
 from ..contract import DefendedModel
 from ..data import Dataset
 from ..nets import make_classifier
+from .plain import cross_entropy
 from ..registry import DefenseConfigError, register_defense
-from ..training import train
+from ..training import train_from_config
 
 DEPLOY_CHOICES = ("bit_depth", "median", "both", "raw")
 
@@ -156,16 +158,13 @@ class FeatureSqueezingModel(DefendedModel):
 
 
 @dataclass
-class FeatureSqueezingConfig:
-    bits: Optional[int] = None  # None: 1 for grey images, 5 for colour (Xu et al.)
-    median_size: int = 2
-    deploy: str = "bit_depth"  # which squeeze the deployed prediction uses: bit_depth, median, both, raw (none)
-    false_positive_rate: float = 0.05  # on held-out clean training images
-    holdout: int = 500  # clean training images kept out of training to set the threshold
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
+class FeatureSqueezingConfig(TrainConfig):
+    bits: Optional[int] = param(None, min=1, max=8)  # None: 1 for grey images, 5 for colour (Xu et al.)
+    median_size: int = param(2, min=1)
+    # which squeeze the deployed prediction uses: bit_depth, median, both, raw (none)
+    deploy: str = param("bit_depth", choices=DEPLOY_CHOICES)
+    false_positive_rate: float = param(0.05, gt=0, lt=1)  # on held-out clean training images
+    holdout: int = param(500, min=1)  # clean training images kept out of training to set the threshold
 
 
 def _bits(data: Dataset, config: FeatureSqueezingConfig) -> int:
@@ -203,16 +202,7 @@ def fit_feature_squeezing(data: Dataset, config: FeatureSqueezingConfig) -> Defe
     order = torch.randperm(n, generator=generator).to(data.x_train.device)
     fit_idx, held_idx = order[holdout:], order[:holdout]
     model = build_feature_squeezing(data, config).to(data.x_train.device)
-    train(
-        model.net,
-        data.x_train[fit_idx],
-        data.y_train[fit_idx],
-        lambda m, x, y: F.cross_entropy(m(x), y),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=config.seed,
-        desc="feature_squeezing",
-    )
+    train_from_config(model.net, data.x_train[fit_idx], data.y_train[fit_idx], cross_entropy, config,
+                      desc="feature_squeezing")
     model.threshold.fill_(calibrate_threshold(model, data.x_train[held_idx], config.false_positive_rate))
     return model.eval()

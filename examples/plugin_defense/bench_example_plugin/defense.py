@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.config import TrainConfig, param
 from bench.contract import DefendedModel
 from bench.data import Dataset
 from bench.registry import register_defense
-from bench.training import train
+from bench.training import train_from_config
 
 
 class BlurMLP(DefendedModel):
@@ -36,12 +37,9 @@ class BlurMLP(DefendedModel):
 
 
 @dataclass
-class ExampleBlurConfig:
-    hidden: int = 64
-    epochs: int = 2
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
+class ExampleBlurConfig(TrainConfig):
+    hidden: int = param(64, min=1)  # the valid range is checked before any training
+    epochs: int = param(2, min=1)
 
 
 def build_example_blur(data: Dataset, config: ExampleBlurConfig) -> BlurMLP:
@@ -52,6 +50,6 @@ def build_example_blur(data: Dataset, config: ExampleBlurConfig) -> BlurMLP:
 def fit_example_blur(data: Dataset, config: ExampleBlurConfig) -> DefendedModel:
     """Example plugin: a 3x3 box blur in front of a small MLP (shows the plugin path, not a real defense)."""
     model = build_example_blur(data, config).to(data.x_train.device)
-    train(model, data.x_train, data.y_train, lambda m, x, y: F.cross_entropy(m(x), y),
-          epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed, desc="example_blur")
+    train_from_config(model, data.x_train, data.y_train, lambda m, x, y: F.cross_entropy(m(x), y), config,
+                      desc="example_blur")
     return model
