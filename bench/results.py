@@ -1,8 +1,10 @@
-"""Results on disk: atomic writes, provenance, config hashes, per-sample records.
+"""Results on disk: where they live, atomic writes, fingerprints, provenance.
 
 Every file is written to a temporary sibling and renamed into place, so an
 interrupted run never leaves a half-written file; a rerun resumes from the
-records already there.
+records already there. Fingerprints (of everything that determines a
+record) live here rather than with the attacks, so certification and the
+reporter never load the attack libraries. No torch here.
 """
 from __future__ import annotations
 
@@ -17,10 +19,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-SCHEMA_VERSION = 1
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _PACKAGES = ("bench", "torch", "torchvision", "numpy", "pandas", "mlxtend", "foolbox", "pyautoattack", "scipy")
+
+
+def bench_home() -> Path:
+    """Root under which models/, results/ and leaderboards/ live ($BENCH_HOME, else the working directory)."""
+    return Path(os.environ.get("BENCH_HOME") or Path.cwd())
+
+
+def fingerprint(**parts: Any) -> str:
+    """16 hex digits identifying a record's inputs (model weights, attack or certificate settings, samples, seed)."""
+    canonical = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -114,6 +126,8 @@ def utc_now() -> str:
 
 
 def provenance(seed: int, config_hash_value: str, **extra: Any) -> dict[str, Any]:
+    from .schema import SCHEMA_VERSION
+
     return {
         "schema_version": SCHEMA_VERSION,
         "packages": package_versions(),

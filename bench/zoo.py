@@ -33,6 +33,18 @@ class ZooEntry:
     reused: bool
 
 
+def model_card(defense: Defense, data: Dataset, model: DefendedModel, train_seconds: float) -> dict[str, Any]:
+    """What every card says: which defense, data and config, its clean accuracy and training time."""
+    return {
+        "defense": defense.name,
+        "dataset": data.name,
+        "config": defense.config_dict(),
+        "config_hash": config_hash(defense.name, data.name, defense.config_dict()),
+        "clean_accuracy": accuracy(model, data.x_test, data.y_test),
+        "train_seconds": round(train_seconds, 2),
+    }
+
+
 class ModelZoo:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -66,19 +78,9 @@ class ModelZoo:
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, buffer)
         atomic_write_bytes(weights, buffer.getvalue())
-        card = {
-            "defense": defense.name,
-            "dataset": data.name,
-            "config": defense.config_dict(),
-            "config_hash": hash_,
-            "clean_accuracy": accuracy(model, data.x_test, data.y_test),
-            "train_seconds": round(train_seconds, 2),
-            "weights": weights.name,
-            "sha256": sha256_file(weights),
-            "packages": package_versions(),
-            "date": utc_now(),
-            "surface": model.describe_surface(),
-        }
+        card = model_card(defense, data, model, train_seconds)
+        card.update(weights=weights.name, sha256=sha256_file(weights), packages=package_versions(), date=utc_now(),
+                    surface=model.describe_surface())
         atomic_write_json(card_path, card)
         return card
 
@@ -93,16 +95,8 @@ class ModelZoo:
         seconds = time.perf_counter() - start
         model.eval()
         if defense.spec.build is None:
-            card = {
-                "defense": defense.name,
-                "dataset": data.name,
-                "config": defense.config_dict(),
-                "config_hash": config_hash(defense.name, data.name, defense.config_dict()),
-                "clean_accuracy": accuracy(model, data.x_test, data.y_test),
-                "train_seconds": round(seconds, 2),
-                "sha256": None,
-                "note": "not cached: the defense registered no build function",
-            }
+            card = model_card(defense, data, model, seconds)
+            card.update(sha256=None, note="not cached: the defense registered no build function")
         else:
             card = self.save(defense, data, model, seconds)
         return ZooEntry(model=model, card=card, reused=False)

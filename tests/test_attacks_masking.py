@@ -5,8 +5,12 @@ import pytest
 import torch
 
 from bench.attacks import FGSM, PGD, Square
-from bench.attacks.battery import PlannedAttack, detector_rate, masking_flags, run_battery
-from bench.attacks.flags import BLACK_BOX, probe_model
+from bench.attacks.aggregate import detector_rate
+from bench.attacks.execute import run_battery
+from bench.attacks.flags import masking_flags
+from bench.attacks.plan import PlannedAttack
+from bench.attacks.probes import probe_model
+from bench.attacks.registry import BLACK_BOX
 from bench.contract import DefendedModel
 
 LEVELS = 4
@@ -164,7 +168,7 @@ def test_detector_aware_pgd_beats_the_detector_it_knows(plain_model, points, mni
 def test_autoattack_counts_on_neither_side_of_the_black_box_check():
     """AutoAttack contains Square: its breaks must not hide a black-box win over the white-box attacks."""
     from bench.attacks.base import AttackOutcome
-    from bench.attacks.flags import ENSEMBLE
+    from bench.attacks.registry import ENSEMBLE
 
     n = 50
     survived, broken = torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)

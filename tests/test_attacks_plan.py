@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 from bench.attacks import FGSM
-from bench.attacks.battery import PROFILES, SWEEP, plan_battery, subset_positions
+from bench.attacks.execute import subset_positions
+from bench.attacks.plan import SWEEP, plan_battery
+from bench.attacks.profiles import PROFILES
 from bench.attacks.surface import adaptive_techniques
 from bench.contract import DefendedModel
 from bench.data import MNIST_THREAT

@@ -5,7 +5,8 @@ import torch
 
 from bench.attacks import FGSM, PGD, CarliniWagnerL2
 from bench.attacks.base import Attack
-from bench.attacks.battery import PlannedAttack, run_battery
+from bench.attacks.execute import run_battery
+from bench.attacks.plan import PlannedAttack
 
 
 class InterruptOnce(Attack):
@@ -80,7 +81,7 @@ class InterruptSecondBatch(Attack):
 
 
 def test_an_interrupted_attack_resumes_at_its_first_unfinished_batch(plain_model, mnist5k, tmp_path):
-    from bench.attacks.battery import run_attack
+    from bench.attacks.execute import run_attack
 
     x, y = mnist5k.x_test[:12], mnist5k.y_test[:12]
     planned = PlannedAttack(InterruptSecondBatch(), 1.0)

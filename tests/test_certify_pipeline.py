@@ -18,7 +18,7 @@ from bench.certification import (
     spread_indices,
     summarize,
 )
-from bench.certification.pipeline import records_fingerprint
+from bench.certification.certify import records_fingerprint
 from cli_helpers import run_cli
 from bench.contract import DefendedModel
 
@@ -114,7 +114,7 @@ def test_summary_block_from_records():
         "seconds": [0.1] * 5,
         "fingerprint": ["f"] * 5,
     })
-    block = summarize(records, SETTINGS)
+    block = summarize(records, SETTINGS).to_dict()
     # correct with radius >= r: r=0 -> 3 of 5; 0.25 -> 3; 0.5 -> 2 (0.8, 0.5); 0.75 -> 1; 1.0 -> 0 (stop)
     assert block["certified_accuracy"] == {"0.0": 0.6, "0.25": 0.6, "0.5": 0.4, "0.75": 0.2, "1.0": 0.0}
     assert block["average_certified_radius"] == pytest.approx((0.3 + 0.8 + 0.5) / 5)  # wrong/abstained count 0

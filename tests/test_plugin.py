@@ -82,8 +82,9 @@ def _fake_distribution(root: Path, dist: str, module: str, entry: str, code: str
 @pytest.fixture()
 def fresh_registry(monkeypatch):
     """A private copy of the registry with plugins not yet loaded."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry.DEFENSES, "_items", dict(registry.DEFENSES._items))
+    monkeypatch.setattr(registry.DEFENSES, "_sources", dict(registry.DEFENSES._sources))
+    monkeypatch.setattr(registry.DEFENSES, "_plugins_loaded", False)
     added: list[str] = []
     yield added
     for module in added:

@@ -23,9 +23,10 @@ from bench.registry import (
 @pytest.fixture()
 def clean_registry(monkeypatch):
     """Run a test against a copy of the registry so registrations don't leak."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    registry.load_plugins()
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    registry.DEFENSES.loaded()
+    monkeypatch.setattr(registry.DEFENSES, "_items", dict(registry.DEFENSES._items))
+    monkeypatch.setattr(registry.DEFENSES, "_sources", dict(registry.DEFENSES._sources))
+    monkeypatch.setattr(registry.DEFENSES, "_plugins_loaded", False)
     return registry
 
 
@@ -116,3 +117,20 @@ def test_plugins_are_loaded_once(clean_registry, monkeypatch):
     list_defenses()
     create_defense("plain")
     assert calls == [1]
+
+
+def test_builtin_catalogue_matches_what_the_modules_register():
+    """`bench defenses` lists built-ins from a table without importing them; the table must not drift."""
+    for name, builtin in registry.BUILTIN_DEFENSES.items():
+        spec = registry.get_spec(name)
+        assert builtin.target == spec.source, name
+        assert builtin.description == spec.description, name
+        assert registry.describe_defense(name) == spec.description
+
+
+def test_a_plugin_cannot_end_the_process_on_import(clean_registry, monkeypatch, tmp_path):
+    source = "import sys\nsys.exit(0)\n"
+    _fake_entry_point(monkeypatch, tmp_path, "quitter", "fake_quitting_plugin", source)
+    with pytest.warns(UserWarning, match="skipped defense plugin 'quitter'.*SystemExit"):
+        names = list_defenses()
+    assert "plain" in names and "quitter" not in names

@@ -244,7 +244,7 @@ def test_bench_run_refreshes_the_leaderboard(bench_home, monkeypatch):
     `bench run --defense plain --n-test 100` (training it here would cost ~40 s of the suite)."""
     from click.testing import CliRunner
 
-    import bench.runner
+    import bench.pipeline
     from bench.cli import main
 
     raw = json.loads((REPO / "tests" / "data" / "report_real_plain_summary.json").read_text())
@@ -256,7 +256,7 @@ def test_bench_run_refreshes_the_leaderboard(bench_home, monkeypatch):
         path.write_text(json.dumps(raw))
         return raw
 
-    monkeypatch.setattr(bench.runner, "run", fake_pipeline)
+    monkeypatch.setattr(bench.pipeline, "run", fake_pipeline)
     result = CliRunner().invoke(main, ["run", "--defense", "plain", "--n-test", "100"])
     assert result.exit_code == 0, result.output
     md = (bench_home / "leaderboards" / "mnist5k.md").read_text()
@@ -271,7 +271,7 @@ def test_bench_run_refreshes_the_leaderboard(bench_home, monkeypatch):
 
 
 def test_headline_radii_thin_out_long_grids():
-    from bench.report.tables import headline_radii
+    from bench.report.columns import headline_radii
 
     grid = [i * 0.25 for i in range(9)]  # 0 .. 2
     assert headline_radii(grid[:6], 2.0) == grid[:6]

@@ -133,7 +133,8 @@ def broken_defense_registered(monkeypatch):
     """Register a gradient-hiding defense in a private copy of the registry."""
     from dataclasses import dataclass
 
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry.DEFENSES, "_items", dict(registry.DEFENSES._items))
+    monkeypatch.setattr(registry.DEFENSES, "_sources", dict(registry.DEFENSES._sources))
 
     @dataclass
     class Cfg:
@@ -164,3 +165,53 @@ def test_cli_validate_unknown_name_is_one_line_with_choices():
     result = CliRunner().invoke(main, ["validate", "no_such_defense"])
     assert result.exit_code == 2
     assert "unknown defense 'no_such_defense'; valid choices: adversarial_training" in result.output
+
+
+HIDDEN_PLUGIN = '''
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bench.contract import ClassifierModel
+from bench.registry import register_defense
+
+
+class Hidden(ClassifierModel):
+    def differentiable_forward(self, x):
+        return self.net(x.detach())
+
+
+@dataclass
+class Cfg:
+    epochs: int = 1
+
+
+@register_defense("ci_hidden_gradients", config=Cfg)
+def fit(data, config):
+    """Hides its gradients (a plugin whose CI runs `bench validate`)."""
+    return Hidden(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), data.num_classes)
+'''
+
+
+def test_validate_exits_1_in_a_subprocess_as_a_plugins_ci_runs_it(tmp_path):
+    """`bench validate` from the shell: exit 1 on a failed check (not 0, as when click swallowed Exit)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    info = tmp_path / "ci_hidden-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ci-hidden\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[bench.defenses]\nci_hidden_gradients = ci_hidden_plugin:fit\n")
+    (tmp_path / "ci_hidden_plugin.py").write_text(HIDDEN_PLUGIN)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(tmp_path)]), "BENCH_PROGRESS": "0"}
+    run = lambda name: subprocess.run([sys.executable, "-m", "bench", "validate", name, "--device", "cpu",  # noqa: E731
+                                       "--n-train", "16"], capture_output=True, text=True, env=env, timeout=300)
+    bad = run("ci_hidden_gradients")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "FAIL  gradients" in bad.stdout and "ci_hidden_gradients: FAILED gradients" in bad.stdout
+    good = run("plain")
+    assert good.returncode == 0, good.stdout + good.stderr

@@ -31,7 +31,8 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 
 from ..contract import DefendedModel
-from .base import Attack, check_norm
+from ..perturbation import check_norm
+from .base import Attack
 from .surface import StraightThrough
 
 LOGGER_NAME = "auto-attack"

@@ -1,4 +1,4 @@
-"""Gradient-masking and evaluation flags, each a sentence carrying its evidence.
+"""Gradient-masking and evaluation flags: a list of small checks, each a sentence carrying its evidence.
 
 After Carlini et al. 2019 ("On Evaluating Adversarial Robustness") and
 AutoAttack's checks: white-box must beat black-box and transfer; accuracy
@@ -6,19 +6,22 @@ must fall with eps and reach about 0 at eps 1 (L-inf); more steps or
 restarts must not help; gradients must be non-zero and finite; a model
 declared deterministic must be; unbounded minimum-norm attacks must succeed
 on (nearly) every sample. Thresholds are named constants below, stated in
-every flag.
+every flag. A new check is one more function in ``FLAG_CHECKS``.
 """
 from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 
 from ..contract import DefendedModel
+from .aggregate import expand, index_positions, positions
 from .base import AttackOutcome
-from .surface import Objective, detector_aware
+from .registry import BLACK_BOX, FGSM, PGD_LINF, PGD_LINF_MARGIN, PGD_LINF_STRONG, TRANSFER, WHITE_BOX
+from .surface import detector_aware
 
 # A flag needs more than this fraction of the compared samples (and at least 2 samples).
 SAMPLE_FRACTION = 0.01
@@ -32,217 +35,216 @@ LARGE_EPS_ACCURACY = 0.02
 # Relative logit change between two forwards that counts as randomness.
 RANDOMNESS_TOLERANCE = 1e-4
 
-# How an attack reaches the model. AutoAttack is an ENSEMBLE: white-box APGD/FAB plus the
-# black-box Square, so it counts on neither side of the "black-box beats white-box" check
-# (its own check_square_sr covers its inside).
-WHITE_BOX, BLACK_BOX, TRANSFER, ENSEMBLE = "white-box", "black-box", "transfer", "ensemble"
-
 
 def _threshold(n: int) -> int:
     return max(1, int(SAMPLE_FRACTION * n))
 
 
-def positions(outcome: AttackOutcome, where: Optional[Mapping[int, int]], total: int) -> torch.Tensor:
-    """Positions in the evaluated set that ``outcome`` covers."""
-    if outcome.indices is None:
-        return torch.arange(total)
-    if where is None:
-        return torch.as_tensor(outcome.indices, dtype=torch.long)
-    return torch.as_tensor([where[i] for i in outcome.indices], dtype=torch.long)
+@dataclass
+class Evidence:
+    """What the checks look at: the headline outcomes by name, their kinds, the sweep, the probes, the model."""
+
+    clean_correct: torch.Tensor
+    outcomes: Mapping[str, AttackOutcome]
+    indices: Optional[Sequence[int]] = None
+    kinds: Mapping[str, str] = field(default_factory=dict)
+    sweep: Sequence[AttackOutcome] = ()
+    probes: Mapping[str, Any] = field(default_factory=dict)
+    model: Optional[DefendedModel] = None
+
+    @property
+    def total(self) -> int:
+        return len(self.clean_correct)
+
+    @property
+    def where(self) -> Optional[dict[int, int]]:
+        return index_positions(self.indices)
+
+    def expand(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return expand(self.outcomes[name], self.where, self.total)
+
+    @property
+    def stochastic(self) -> bool:
+        return self.model is not None and bool(self.model.stochastic)
+
+    @property
+    def has_detector(self) -> bool:
+        return self.model is not None and getattr(self.model, "detect", None) is not None
 
 
-def _expand(outcome: AttackOutcome, where: Optional[Mapping[int, int]], total: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(covered mask, correct) over the whole evaluated set; uncovered samples read as correct."""
-    pos = positions(outcome, where, total)
-    covered = torch.zeros(total, dtype=torch.bool)
-    correct = torch.ones(total, dtype=torch.bool)
-    covered[pos] = True
-    correct[pos] = outcome.correct.cpu()
-    return covered, correct
+def single_step_beats_iterative(e: Evidence) -> list[str]:
+    if FGSM not in e.outcomes or PGD_LINF not in e.outcomes:
+        return []
+    (c1, fg), (c2, pg) = e.expand(FGSM), e.expand(PGD_LINF)
+    only_fgsm = int((c1 & c2 & ~fg & pg & e.clean_correct).sum())
+    if only_fgsm <= _threshold(int((c1 & c2).sum())):
+        return []
+    return [f"single-step beats iterative: fgsm breaks {only_fgsm} samples that pgd-linf does not "
+            "(gradient masking or a non-converged attack)"]
 
 
-@torch.no_grad()
-def _logit_change(model: DefendedModel, x: torch.Tensor) -> float:
-    first, second = model(x), model(x)
-    scale = first.abs().max().clamp_min(1e-12)
-    return float((first - second).abs().max() / scale)
+def _white_box_survivors(e: Evidence, norm: str) -> tuple[torch.Tensor, torch.Tensor]:
+    covered = torch.zeros(e.total, dtype=torch.bool)
+    survived = torch.ones(e.total, dtype=torch.bool)
+    for other, o in e.outcomes.items():
+        if e.kinds.get(other, WHITE_BOX) == WHITE_BOX and o.norm == norm:
+            c, ok = e.expand(other)
+            covered |= c
+            survived &= ok
+    return covered, survived
 
 
-def probe_model(model: DefendedModel, x: torch.Tensor, y: torch.Tensor, *, eot: int = 20) -> dict[str, Any]:
-    """Cheap diagnostics on clean inputs: gradient health per loss, observed randomness, detector rate."""
-    probes: dict[str, Any] = {"n": len(x)}
-    for loss in ("ce", "margin"):
-        grad, _ = Objective(model, loss, eot).gradient(x, y)
-        flat = grad.flatten(1)
-        finite = torch.isfinite(flat).all(dim=1)
-        probes[f"zero_gradient_{loss}"] = int(((flat.abs().sum(dim=1) == 0) & finite).sum())
-        probes[f"nonfinite_gradient_{loss}"] = int((~finite).sum())
-    probes["logit_change_between_forwards"] = _logit_change(model, x)
-    return probes
-
-
-def masking_flags(
-    clean_correct: torch.Tensor,
-    outcomes: Mapping[str, AttackOutcome],
-    *,
-    indices: Optional[Sequence[int]] = None,
-    kinds: Optional[Mapping[str, str]] = None,
-    sweep: Optional[Sequence[AttackOutcome]] = None,
-    probes: Optional[Mapping[str, Any]] = None,
-    model: Optional[DefendedModel] = None,
-) -> list[str]:
-    """Evaluation warnings with their evidence; ``outcomes`` are the headline-eps attacks by name."""
-    flags: list[str] = []
-    total = len(clean_correct)
-    clean_correct = clean_correct.cpu().bool()
-    where = {int(i): p for p, i in enumerate(indices)} if indices is not None else None
-    kinds = dict(kinds or {})
-
-    def acc_on(name: str, pos: torch.Tensor) -> Optional[float]:
-        if name not in outcomes:
-            return None
-        covered, correct = _expand(outcomes[name], where, total)
-        if not bool(covered[pos].all()):
-            return None
-        return float(correct[pos].float().mean())
-
-    # single-step beats iterative
-    if "fgsm" in outcomes and "pgd-linf" in outcomes:
-        c1, fg = _expand(outcomes["fgsm"], where, total)
-        c2, pg = _expand(outcomes["pgd-linf"], where, total)
-        only_fgsm = int((c1 & c2 & ~fg & pg & clean_correct).sum())
-        if only_fgsm > _threshold(int((c1 & c2).sum())):
-            flags.append(
-                f"single-step beats iterative: fgsm breaks {only_fgsm} samples that pgd-linf does not "
-                "(gradient masking or a non-converged attack)"
-            )
-
-    # black-box or transfer succeeds where every white-box attack failed
-    for name, outcome in outcomes.items():
-        kind = kinds.get(name, WHITE_BOX)
+def black_box_beats_white_box(e: Evidence) -> list[str]:
+    flags = []
+    for name, outcome in e.outcomes.items():
+        kind = e.kinds.get(name, WHITE_BOX)
         if kind not in (BLACK_BOX, TRANSFER):
             continue
-        covered, correct = _expand(outcome, where, total)
-        white_covered = torch.zeros(total, dtype=torch.bool)
-        white_survived = torch.ones(total, dtype=torch.bool)
-        for other, o in outcomes.items():
-            if kinds.get(other, WHITE_BOX) != WHITE_BOX or o.norm != outcome.norm:
-                continue
-            c, ok = _expand(o, where, total)
-            white_covered |= c
-            white_survived &= ok
-        compared = covered & white_covered & clean_correct
+        covered, correct = e.expand(name)
+        white_covered, white_survived = _white_box_survivors(e, outcome.norm)
+        compared = covered & white_covered & e.clean_correct
         beaten = compared & ~correct & white_survived
-        count = int(beaten.sum())
-        needed = _threshold(int(compared.sum()))
-        if model is not None and model.stochastic:  # one draw per verdict: allow for lucky draws
+        count, needed = int(beaten.sum()), _threshold(int(compared.sum()))
+        if e.stochastic:  # one draw per verdict: allow for lucky draws
             needed = max(needed, int(STOCHASTIC_FRACTION * int(compared.sum())))
         if count > needed:
-            examples = ", ".join(str(indices[p] if indices is not None else p) for p in beaten.nonzero().flatten()[:5].tolist())
+            picked = beaten.nonzero().flatten()[:5].tolist()
+            examples = ", ".join(str(e.indices[p] if e.indices is not None else p) for p in picked)
             flags.append(
                 f"{kind} attack {name} breaks {count} of {int(compared.sum())} samples that every white-box "
                 f"{outcome.norm} attack failed on (e.g. samples {examples}): white-box gradients are misleading "
                 "(gradient masking) or the white-box attacks are too weak"
             )
+    return flags
 
-    # convergence: more steps and restarts
-    if "pgd-linf-strong" in outcomes and "pgd-linf" in outcomes:
-        pos = positions(outcomes["pgd-linf-strong"], where, total)
-        base = acc_on("pgd-linf", pos)
-        strong = float(outcomes["pgd-linf-strong"].correct.float().mean())
-        if base is not None and base - strong > STEPS_GAP:
-            p = outcomes["pgd-linf-strong"].params
-            flags.append(
-                f"not converged: pgd-linf with {p.get('steps')} steps x {p.get('restarts')} restarts gives "
-                f"{strong:.3f} vs {base:.3f} with the standard setting on the same {len(pos)} samples "
-                f"(more than {STEPS_GAP:.0%} lower)"
-            )
 
-    # CE against margin loss: vanishing CE gradients (saturated softmax)
-    if "pgd-linf" in outcomes and "pgd-linf-margin" in outcomes:
-        ce, margin = outcomes["pgd-linf"].accuracy, outcomes["pgd-linf-margin"].accuracy
-        if ce - margin > STEPS_GAP:
-            flags.append(
-                f"cross-entropy PGD is weaker than margin-loss PGD ({ce:.3f} vs {margin:.3f}): the softmax "
-                "saturates or CE gradients vanish (as in defensive distillation); trust the margin-loss figure"
-            )
+def not_converged(e: Evidence) -> list[str]:
+    if PGD_LINF_STRONG not in e.outcomes or PGD_LINF not in e.outcomes:
+        return []
+    strong_outcome = e.outcomes[PGD_LINF_STRONG]
+    pos = positions(strong_outcome, e.where, e.total)
+    covered, correct = e.expand(PGD_LINF)
+    if not bool(covered[pos].all()):
+        return []
+    base, strong = float(correct[pos].float().mean()), float(strong_outcome.correct.float().mean())
+    if base - strong <= STEPS_GAP:
+        return []
+    p = strong_outcome.params
+    return [f"not converged: pgd-linf with {p.get('steps')} steps x {p.get('restarts')} restarts gives "
+            f"{strong:.3f} vs {base:.3f} with the standard setting on the same {len(pos)} samples "
+            f"(more than {STEPS_GAP:.0%} lower)"]
 
-    # minimum-norm attacks are unbounded: they should find an adversarial example for every sample
-    # (not checked for stochastic models: a minimal example sits on the boundary, so a fresh draw
-    # undoes it about half the time; nor for FMN against a detector it does not see)
-    detector = model is not None and getattr(model, "detect", None) is not None
-    stochastic = model is not None and model.stochastic
-    for name, outcome in outcomes.items():
-        if outcome.norms is None or stochastic or (detector and name.startswith("fmn")):
+
+def ce_weaker_than_margin(e: Evidence) -> list[str]:
+    if PGD_LINF not in e.outcomes or PGD_LINF_MARGIN not in e.outcomes:
+        return []
+    ce, margin = e.outcomes[PGD_LINF].accuracy, e.outcomes[PGD_LINF_MARGIN].accuracy
+    if ce - margin <= STEPS_GAP:
+        return []
+    return [f"cross-entropy PGD is weaker than margin-loss PGD ({ce:.3f} vs {margin:.3f}): the softmax "
+            "saturates or CE gradients vanish (as in defensive distillation); trust the margin-loss figure"]
+
+
+def unbounded_attack_fails(e: Evidence) -> list[str]:
+    """Minimum-norm attacks are unbounded: they should find an adversarial example for every sample.
+
+    Not checked for stochastic models (a minimal example sits on the boundary, so a fresh draw
+    undoes it about half the time), nor for FMN against a detector it does not see.
+    """
+    flags = []
+    for name, outcome in e.outcomes.items():
+        if outcome.norms is None or e.stochastic or (e.has_detector and name.startswith("fmn")):
             continue
-        pos = positions(outcome, where, total)
-        mask = clean_correct[pos]
+        mask = e.clean_correct[positions(outcome, e.where, e.total)]
         failed = int((~torch.isfinite(outcome.norms.cpu()) & mask).sum())
         if failed > max(_threshold(int(mask.sum())), LARGE_EPS_ACCURACY * int(mask.sum())):
-            flags.append(
-                f"unbounded attack {name} found no adversarial example at any size for {failed} of "
-                f"{int(mask.sum())} clean-correct samples (should be about 0)"
-            )
+            flags.append(f"unbounded attack {name} found no adversarial example at any size for {failed} of "
+                         f"{int(mask.sum())} clean-correct samples (should be about 0)")
+    return flags
 
-    # the eps sweep: about 0 at eps >= 1 (L-inf), and monotone
-    if sweep:
-        ordered = sorted(sweep, key=lambda o: o.eps)
-        accs = [o.accuracy for o in ordered]
-        big = [o for o in ordered if o.norm == "linf" and o.eps >= 1.0]
-        if big and big[-1].accuracy > LARGE_EPS_ACCURACY:
-            flags.append(
-                f"accuracy does not fall to about 0 at a very large eps: {big[-1].name} gives "
-                f"{big[-1].accuracy:.3f} at L-inf eps {big[-1].eps:g} (any image can be reached there; "
-                f"expected <= {LARGE_EPS_ACCURACY:.2f})"
-            )
-        tolerance = MONOTONE_GAP
-        if model is not None and model.stochastic:  # two binomial estimates from one draw each
-            tolerance += 2 * math.sqrt(2 * 0.25 / max(1, ordered[0].n))
-        worst = None
-        for i in range(len(ordered)):
-            for j in range(i + 1, len(ordered)):
-                rise = accs[j] - accs[i]
-                if rise > tolerance and (worst is None or rise > worst[0]):
-                    worst = (rise, ordered[i], ordered[j])
-        if worst is not None:
-            rise, lo, hi = worst
-            flags.append(
-                f"accuracy is not monotone in eps: {lo.accuracy:.3f} at eps {lo.eps:g} but {hi.accuracy:.3f} "
-                f"at eps {hi.eps:g} ({rise:.1%} higher at the larger eps)"
-            )
 
-    # gradient health and declared randomness
-    if probes:
-        n = int(probes.get("n", 0))
-        for loss in ("ce", "margin"):
-            bad = int(probes.get(f"nonfinite_gradient_{loss}", 0))
-            if bad:
-                flags.append(f"non-finite input gradients ({loss} loss) on {bad} of {n} clean samples")
-            zero = int(probes.get(f"zero_gradient_{loss}", 0))
-            if zero > _threshold(n):
-                hint = (" (the softmax saturates; the margin-loss attacks do not depend on it)"
-                        if loss == "ce" and int(probes.get("zero_gradient_margin", 0)) <= _threshold(n) else
-                        " (a non-differentiable or flat forward: declare differentiable_forward for BPDA)")
-                flags.append(f"zero input gradients ({loss} loss) on {zero} of {n} clean samples{hint}")
-        change = float(probes.get("logit_change_between_forwards", 0.0))
-        if model is not None and not model.stochastic and change > RANDOMNESS_TOLERANCE:
-            flags.append(
-                f"randomness observed where none was declared: two forwards of the same inputs differ by "
-                f"{change:.2g} (relative max logit change); declare stochastic = True so attacks use EOT"
-            )
+def large_eps_not_zero(e: Evidence) -> list[str]:
+    big = [o for o in sorted(e.sweep, key=lambda o: o.eps) if o.norm == "linf" and o.eps >= 1.0]
+    if not big or big[-1].accuracy <= LARGE_EPS_ACCURACY:
+        return []
+    return [f"accuracy does not fall to about 0 at a very large eps: {big[-1].name} gives "
+            f"{big[-1].accuracy:.3f} at L-inf eps {big[-1].eps:g} (any image can be reached there; "
+            f"expected <= {LARGE_EPS_ACCURACY:.2f})"]
 
-    if model is not None and getattr(model, "detect", None) is not None and not detector_aware(model):
-        flags.append(
-            "the defense has a detector but no detect_margin: attacks cannot optimise against it jointly, "
-            "so the reported robustness to detector-aware attacks is an upper bound"
-        )
 
-    # AutoAttack's own checks (one flag per kind of message; batches repeat them with other counts)
-    seen: set[str] = set()
-    for name, outcome in outcomes.items():
+def not_monotone(e: Evidence) -> list[str]:
+    ordered = sorted(e.sweep, key=lambda o: o.eps)
+    if not ordered:
+        return []
+    tolerance = MONOTONE_GAP
+    if e.stochastic:  # two binomial estimates from one draw each
+        tolerance += 2 * math.sqrt(2 * 0.25 / max(1, ordered[0].n))
+    worst = None
+    for i, lo in enumerate(ordered):
+        for hi in ordered[i + 1:]:
+            rise = hi.accuracy - lo.accuracy
+            if rise > tolerance and (worst is None or rise > worst[0]):
+                worst = (rise, lo, hi)
+    if worst is None:
+        return []
+    rise, lo, hi = worst
+    return [f"accuracy is not monotone in eps: {lo.accuracy:.3f} at eps {lo.eps:g} but {hi.accuracy:.3f} "
+            f"at eps {hi.eps:g} ({rise:.1%} higher at the larger eps)"]
+
+
+def gradient_health(e: Evidence) -> list[str]:
+    flags: list[str] = []
+    if not e.probes:
+        return flags
+    n = int(e.probes.get("n", 0))
+    for loss in ("ce", "margin"):
+        bad = int(e.probes.get(f"nonfinite_gradient_{loss}", 0))
+        if bad:
+            flags.append(f"non-finite input gradients ({loss} loss) on {bad} of {n} clean samples")
+        zero = int(e.probes.get(f"zero_gradient_{loss}", 0))
+        if zero > _threshold(n):
+            hint = (" (the softmax saturates; the margin-loss attacks do not depend on it)"
+                    if loss == "ce" and int(e.probes.get("zero_gradient_margin", 0)) <= _threshold(n) else
+                    " (a non-differentiable or flat forward: declare differentiable_forward for BPDA)")
+            flags.append(f"zero input gradients ({loss} loss) on {zero} of {n} clean samples{hint}")
+    return flags
+
+
+def undeclared_randomness(e: Evidence) -> list[str]:
+    change = float(e.probes.get("logit_change_between_forwards", 0.0)) if e.probes else 0.0
+    if e.model is None or e.stochastic or change <= RANDOMNESS_TOLERANCE:
+        return []
+    return [f"randomness observed where none was declared: two forwards of the same inputs differ by "
+            f"{change:.2g} (relative max logit change); declare stochastic = True so attacks use EOT"]
+
+
+def detector_without_margin(e: Evidence) -> list[str]:
+    if not e.has_detector or detector_aware(e.model):
+        return []
+    return ["the defense has a detector but no detect_margin: attacks cannot optimise against it jointly, "
+            "so the reported robustness to detector-aware attacks is an upper bound"]
+
+
+def library_checks(e: Evidence) -> list[str]:
+    """The libraries' own checks (AutoAttack's): one flag per kind of message; batches repeat them."""
+    flags, seen = [], set()
+    for name, outcome in e.outcomes.items():
         for message in outcome.warnings:
             template = re.sub(r"\d+(\.\d+)?", "#", message)
             if template not in seen:
                 seen.add(template)
                 flags.append(f"{name} check: {message}")
     return flags
+
+
+FLAG_CHECKS: list[Callable[[Evidence], list[str]]] = [
+    single_step_beats_iterative, black_box_beats_white_box, not_converged, ce_weaker_than_margin,
+    unbounded_attack_fails, large_eps_not_zero, not_monotone, gradient_health, undeclared_randomness,
+    detector_without_margin, library_checks,
+]
+
+
+def masking_flags(clean_correct: torch.Tensor, outcomes: Mapping[str, AttackOutcome], **evidence: Any) -> list[str]:
+    """Every check's flags, in order; ``outcomes`` are the headline-eps attacks by name."""
+    e = Evidence(clean_correct.cpu().bool(), outcomes, **{k: v for k, v in evidence.items() if v is not None})
+    return [flag for check in FLAG_CHECKS for flag in check(e)]

@@ -15,7 +15,8 @@ from typing import Any, Optional
 import torch
 
 from ..contract import DefendedModel
-from .base import Attack, check_norm
+from ..perturbation import check_norm
+from .base import Attack
 from .surface import StraightThrough
 
 

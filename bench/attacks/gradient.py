@@ -21,10 +21,12 @@ import torch
 
 from ..contract import DefendedModel
 from ..perf import fast_layout
-from .base import Attack, check_norm, evaluate_correct, project
-from .surface import LOSSES, Objective, ce_loss, loss_function, margin_loss
+from ..losses import loss_function
+from ..perturbation import check_norm, project
+from .base import Attack, evaluate_correct
+from .surface import Objective
 
-__all__ = ["FGSM", "PGD", "LOSSES", "ce_loss", "margin_loss", "loss_function", "input_gradient"]
+__all__ = ["FGSM", "PGD", "input_gradient"]
 
 
 def input_gradient(

@@ -24,36 +24,14 @@ aware objective lives in our own PGD/FGSM/C&W, which always run too.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..contract import DefendedModel
+from ..losses import loss_function
 from .base import evaluate_correct
-
-LOSSES = ("ce", "margin")
-
-
-def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample max_{i != y} z_i - z_y: scale-invariant, so a saturated softmax cannot hide it."""
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    other = logits.scatter(1, y[:, None], float("-inf"))
-    return other.amax(1) - true
-
-
-def ce_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, y, reduction="none")
-
-
-def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if name == "ce":
-        return ce_loss
-    if name == "margin":
-        return margin_loss
-    raise ValueError(f"unknown loss {name!r}; valid choices: {', '.join(LOSSES)}")
-
 
 def declares_bpda(model: DefendedModel) -> bool:
     return type(model).differentiable_forward is not DefendedModel.differentiable_forward

@@ -1,40 +1,28 @@
 """Randomized-smoothing certification (Cohen, Rosenfeld, Kolter 2019) for any DefendedModel.
 
 ``smoothing`` holds the smoothed classifier (sampling, PREDICT, CERTIFY),
-``bounds`` the statistics, ``records`` the per-sample CSVs, ``pipeline``
-profiles and the summary block, ``standalone`` the `bench certify` command.
+``bounds`` the statistics, ``records`` the per-sample CSVs, ``profiles`` the
+sample sizes, ``certify`` certifying test points and the summary block.
+(`bench certify` itself is a stage of ``bench.pipeline``.) Names are
+re-exported lazily, so ``bench.certification.profiles`` loads without torch.
 """
-from .bounds import certified_radius, lower_confidence_bound, max_certifiable_radius
-from .pipeline import (
-    PROFILES,
-    CertifyProfile,
-    CertifySettings,
-    certify_for_run,
-    certify_points,
-    certify_sigmas,
-    spread_indices,
-    summarize,
-)
-from .records import format_key, merge_records, read_records, records_path
-from .smoothing import ABSTAIN, Certificate, SmoothedClassifier
+from __future__ import annotations
 
-__all__ = [
-    "ABSTAIN",
-    "Certificate",
-    "CertifyProfile",
-    "CertifySettings",
-    "PROFILES",
-    "SmoothedClassifier",
-    "certified_radius",
-    "certify_for_run",
-    "certify_points",
-    "certify_sigmas",
-    "format_key",
-    "lower_confidence_bound",
-    "max_certifiable_radius",
-    "merge_records",
-    "read_records",
-    "records_path",
-    "spread_indices",
-    "summarize",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "certified_radius": "bounds", "lower_confidence_bound": "bounds", "max_certifiable_radius": "bounds",
+    "PROFILES": "profiles", "CertifyProfile": "profiles", "get_profile": "profiles",
+    "CertifySettings": "certify", "certify_for_run": "certify", "certify_points": "certify",
+    "certify_sigmas": "certify", "spread_indices": "certify", "summarize": "certify",
+    "format_key": "records", "merge_records": "records", "read_records": "records", "records_path": "records",
+    "ABSTAIN": "smoothing", "Certificate": "smoothing", "SmoothedClassifier": "smoothing",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

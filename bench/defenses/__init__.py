@@ -1,2 +1,6 @@
-"""Built-in defenses; importing this package registers them."""
-from . import adversarial, bottleneck, distillation, noise, plain, squeezing  # noqa: F401  (registration side effects)
+"""Built-in defenses, one module per defense or family.
+
+Nothing is imported here: ``bench.registry.BUILTIN_DEFENSES`` names each
+built-in with its module, which is imported (and registers the defense) on
+the first lookup, so listing defenses never loads torch.
+"""

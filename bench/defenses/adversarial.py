@@ -23,11 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attacks.base import project
-from ..attacks.gradient import input_gradient
 from ..config import TrainConfig, param
 from ..contract import DefendedModel
 from ..data import Dataset
+from ..perturbation import project
 from ..registry import DefenseConfigError, register_defense
 from ..training import train_from_config
 from .plain import build_plain, cross_entropy
@@ -79,15 +78,16 @@ def pgd_examples(
 
     Unlike ``bench.attacks.PGD``, which keeps the first iterate that fools
     the model (the right thing when measuring robustness), training wants
-    the last, highest-loss iterate, so the loop is spelled out here on top of
-    the shared ``input_gradient`` and ``project``.
+    the last, highest-loss iterate, so the loop is spelled out here (a
+    defense does not import the attacks that judge it).
     """
     if eps <= 0:
         return x
     alpha = step_size if step_size is not None else 2.5 * eps / steps
     x_adv = project(x + eps * (2 * torch.rand_like(x) - 1), x, "linf", eps)
     for _ in range(steps):
-        grad, _ = input_gradient(model, x_adv, y, loss="ce")
+        x_adv = x_adv.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y, reduction="sum"), x_adv)
         x_adv = project(x_adv + alpha * grad.sign(), x, "linf", eps)
     return x_adv.detach()
 

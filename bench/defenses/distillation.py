@@ -9,19 +9,19 @@ not because the model is robust but because its gradient is hidden
 (Carlini & Wagner 2017 break it with losses on the logits).
 
 Declared honestly: deterministic, no BPDA surface (the forward *is*
-differentiable; its CE gradient just vanishes), no detector, and a
-margin-loss PGD as the defense's own extra attack, because the margin
-max_{i != y} z_i - z_y does not saturate.
+differentiable; its CE gradient just vanishes), no detector, and no extra
+attack: the battery always runs the margin-loss PGD (`pgd-linf-margin`),
+whose margin max_{i != y} z_i - z_y does not saturate. (Until the attack
+registry gave each attack one name, this defense declared the same attack
+again as `pgd-margin-linf`; summaries from that time show both.)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..attacks.gradient import PGD
 from ..config import TrainConfig, param
 from ..contract import ClassifierModel, DefendedModel
 from ..data import Dataset
@@ -30,19 +30,8 @@ from ..registry import DefenseConfigError, register_defense
 from ..training import train_from_config
 
 
-class MarginPGD(PGD):
-    """L-inf PGD on the logit margin, under its own name so it never overwrites the battery's CE PGD."""
-
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return f"pgd-margin-{self.norm}"
-
-
 class DistilledModel(ClassifierModel):
     """The distilled student deployed at temperature 1 (raw logits)."""
-
-    def extra_attacks(self) -> list[Any]:
-        return [MarginPGD(norm="linf", steps=40, loss="margin")]
 
 
 @dataclass

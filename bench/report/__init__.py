@@ -5,7 +5,8 @@ the same summaries always give the same bytes, so the committed leaderboards
 can be checked by regenerating them.
 
     load.py    summaries -> normalised runs (tolerant; notes and warnings instead of crashes)
-    tables.py  runs -> boards (one per dataset and threat model), sorting, number formatting, Markdown/CSV
+    tables.py  runs -> boards (one per dataset and threat model), sorting, Markdown/CSV
+    columns.py which columns a board has and how their numbers are written
     plots.py   boards -> PNG plots
     html.py    boards + plots -> one self-contained index.html
 """
@@ -17,11 +18,11 @@ from pathlib import Path
 
 from ..results import atomic_write_bytes
 from .html import render_index
-from .load import Summary, load_summaries
+from .load import Run, load_summaries
 from .plots import Plot, board_plots
 from .tables import Board, build_boards, markdown_page, to_csv
 
-__all__ = ["Report", "write_report", "load_summaries", "build_boards", "Board", "Summary", "Plot"]
+__all__ = ["Report", "write_report", "load_summaries", "build_boards", "Board", "Run", "Plot"]
 
 
 @dataclass

@@ -1,20 +1,23 @@
 """Reading summaries for the reporter: tolerant, and honest about what was missing.
 
-Summaries come from several versions of the harness (and from helpers that
-fill in attacks, sweeps and certification at different times), so nothing
-here assumes a key exists. Whatever cannot be read becomes a note on the
-row (kept in the tables) or, when a file cannot be placed in any table at
-all, a warning (listed on the index page and on stderr).
+``bench.schema.read.read_summary`` turns each file into the typed summary (what
+it lacked becomes a note); this module turns that into the reporter's row
+view ``Run``: one threat key, accuracies by attack, curves keyed by float.
+Summaries come from several versions of the harness, so nothing here
+assumes a key exists. Whatever cannot be read becomes a note on the row
+(kept in the tables) or, when a file cannot be placed in any table at all,
+a warning (listed on the index page and on stderr).
 """
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..results import SCHEMA_VERSION
+from .. import schema
+from ..schema import read as schema_read
+from ..schema import SCHEMA_VERSION
 
 # Keys a schema-1 summary has; a missing one is reported on its row.
 EXPECTED_KEYS = (
@@ -68,8 +71,8 @@ class Certification:
 
 
 @dataclass
-class Summary:
-    """One run, normalised: every field may be None when the file did not have it."""
+class Run:
+    """One run as a leaderboard row, normalised: every field may be None when the file did not have it."""
 
     path: str  # relative to the results directory, posix
     run: str
@@ -108,199 +111,88 @@ def fmt_number(value: float) -> str:
     return format(value, ".4g")
 
 
-def number(value: Any) -> Optional[float]:
-    """A finite float from a JSON value (numbers or numeric strings), else None."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        out = float(value)
-    elif isinstance(value, str):
-        try:
-            out = float(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    return out if math.isfinite(out) else None
+def _attack_results(entries: Optional[dict[str, schema.AttackEntry]]) -> dict[str, AttackResult]:
+    return {
+        name: AttackResult(name=name, norm=a.norm, eps=a.eps, accuracy=a.accuracy, seconds=a.seconds, n=a.n,
+                           median_norm=a.median_norm)
+        for name, a in (entries or {}).items()
+    }
 
 
-def _integer(value: Any) -> Optional[int]:
-    out = number(value)
-    return int(out) if out is not None and out == int(out) else None
-
-
-def _text(value: Any) -> Optional[str]:
-    return None if value is None else str(value)
-
-
-def curve(obj: Any) -> Optional[list[tuple[float, float]]]:
-    """Points (x, accuracy) sorted by x, from any of the shapes the writers use.
-
-    Accepted: ``{"eps"|"radius"|"radii": [...], "accuracy": [...]}``, ``{"0.1": 0.8, ...}``
-    and ``[[x, acc], ...]`` or ``[{"eps": x, "accuracy": acc}, ...]``. None when unreadable.
-    """
-    points: list[tuple[float, float]] = []
-    if isinstance(obj, dict):
-        xs = next((obj[k] for k in ("eps", "radius", "radii") if isinstance(obj.get(k), list)), None)
-        ys = obj.get("accuracy", obj.get("certified_accuracy"))
-        if xs is not None and isinstance(ys, list):
-            if len(xs) != len(ys):
-                return None
-            pairs = list(zip(xs, ys))
-        else:
-            # {x: accuracy}; other keys ("norm", "n", ...) are metadata
-            pairs = [(k, v) for k, v in obj.items() if number(k) is not None]
-    elif isinstance(obj, list):
-        pairs = []
-        for item in obj:
-            if isinstance(item, dict):
-                pairs.append((item.get("eps", item.get("radius")), item.get("accuracy")))
-            elif isinstance(item, (list, tuple)) and len(item) == 2:
-                pairs.append((item[0], item[1]))
-            else:
-                return None
-    else:
-        return None
-    for x, y in pairs:
-        xf, yf = number(x), number(y)
-        if xf is None or yf is None:
-            return None
-        points.append((xf, yf))
-    return sorted(points) if points else None
-
-
-def _attacks(raw: Any, notes: list[str]) -> dict[str, AttackResult]:
-    if not isinstance(raw, dict):
-        if raw is not None:
-            notes.append("attacks unreadable")
-        return {}
-    out: dict[str, AttackResult] = {}
-    for name in sorted(raw):
-        a = raw[name]
-        if not isinstance(a, dict):
-            notes.append(f"attack {name} unreadable")
-            continue
-        result = AttackResult(
-            name=str(name),
-            norm=_text(a.get("norm")),
-            eps=number(a.get("eps")),
-            accuracy=number(a.get("accuracy")),
-            seconds=number(a.get("seconds")),
-            n=_integer(a.get("n")),
-            median_norm=number(a.get("median_norm")),
-        )
-        if result.accuracy is None:
-            notes.append(f"attack {name} has no accuracy")
-        out[str(name)] = result
-    return out
-
-
-def _sweeps(raw: Any, attacks: dict[str, AttackResult], notes: list[str]):
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        notes.append("sweeps unreadable")
-        return {}
+def _sweeps(entries: Optional[dict[str, schema.SweepEntry]], attacks: dict[str, AttackResult]):
     out = {}
-    for name in sorted(raw):
-        points = curve(raw[name])
-        if points is None:
-            notes.append(f"sweep {name} unreadable")
-            continue
-        norm = raw[name].get("norm") if isinstance(raw[name], dict) else None
-        if norm is None and name in attacks:
-            norm = attacks[name].norm
-        out[str(name)] = (_text(norm), points)
+    for name, sweep in (entries or {}).items():
+        norm = sweep.norm if sweep.norm is not None else (attacks[name].norm if name in attacks else None)
+        out[name] = (norm, list(zip(sweep.eps, sweep.accuracy)))
     return out
 
 
-def _certification(raw: Any, notes: list[str]) -> dict[float, Certification]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        notes.append("certification unreadable")
-        return {}
-    out: dict[float, Certification] = {}
-    for key in raw:
-        entry = raw[key]
-        sigma = number(key)
-        if sigma is None and isinstance(entry, dict):
-            sigma = number(entry.get("sigma"))
-        points = curve(entry.get("certified_accuracy")) if isinstance(entry, dict) else None
-        if sigma is None or points is None:
-            notes.append(f"certification at sigma {key} unreadable")
-            continue
-        out[sigma] = Certification(
-            sigma=sigma,
-            curve=points,
-            average_radius=number(entry.get("average_certified_radius")),
-            abstain_rate=number(entry.get("abstain_rate")),
+def _certification(blocks: Optional[dict[str, schema.CertificationBlock]]) -> dict[float, Certification]:
+    out = {
+        block.sigma: Certification(
+            sigma=block.sigma,
+            curve=sorted((float(r), a) for r, a in block.certified_accuracy.items()),
+            average_radius=block.average_certified_radius,
+            abstain_rate=block.abstain_rate,
         )
+        for block in (blocks or {}).values()
+        if block.sigma is not None
+    }
     return dict(sorted(out.items()))
 
 
-def _threat(raw: Any, notes: list[str]) -> ThreatKey:
-    if not isinstance(raw, dict):
-        return ThreatKey(None, None, None)
-    key = ThreatKey(_text(raw.get("norm")), number(raw.get("eps")), number(raw.get("l2_eps")))
-    if not key.known:
-        notes.append("threat model incomplete")
-    return key
+def _threat(entry: Optional[schema.ThreatModelEntry]) -> ThreatKey:
+    return ThreatKey(None, None, None) if entry is None else ThreatKey(entry.norm, entry.eps, entry.l2_eps)
 
 
-def parse_summary(raw: Any, path: str) -> tuple[Optional[Summary], Optional[str]]:
+def parse_summary(raw: Any, path: str) -> tuple[Optional[Run], Optional[str]]:
     """Normalise one summary; (None, warning) when it cannot be placed in any table."""
-    if not isinstance(raw, dict):
-        return None, f"{path}: not a JSON object; skipped"
-    defense, dataset = raw.get("defense"), raw.get("dataset")
-    if not isinstance(defense, str) or not isinstance(dataset, str) or not defense or not dataset:
-        missing = [k for k, v in (("defense", defense), ("dataset", dataset)) if not isinstance(v, str) or not v]
-        return None, f"{path}: no {' or '.join(missing)}; skipped"
-    notes: list[str] = []
-    prov = raw.get("provenance") if isinstance(raw.get("provenance"), dict) else {}
-    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
-    schema = _integer(prov.get("schema_version"))
-    if schema is None:
-        notes.append(f"no schema version (reporter reads {SCHEMA_VERSION})")
-    elif schema != SCHEMA_VERSION:
-        notes.append(f"schema version {schema} (reporter reads {SCHEMA_VERSION})")
+    summary, notes, problem = schema_read.read_summary(raw)
+    if summary is None:
+        return None, f"{path}: {problem}; skipped"
+    prov = summary.provenance or {}
+    version = schema_read.integer(prov.get("schema_version"))
+    first: list[str] = []
+    if version is None:
+        first.append(f"no schema version (reporter reads {SCHEMA_VERSION})")
+    elif version != SCHEMA_VERSION:
+        first.append(f"schema version {version} (reporter reads {SCHEMA_VERSION})")
     missing = [k for k in EXPECTED_KEYS if k not in raw]
     if missing:
-        notes.append("missing " + ", ".join(missing))
-    flags_raw = raw.get("flags", [])
-    flags = [str(f) for f in flags_raw] if isinstance(flags_raw, list) else [str(flags_raw)]
-    attacks = _attacks(raw.get("attacks"), notes)
-    reused = model.get("reused")
-    summary = Summary(
+        first.append("missing " + ", ".join(missing))
+    notes = first + notes
+    attacks = _attack_results(summary.attacks)
+    model = summary.model or schema.ModelEntry()
+    run = Run(
         path=path,
-        run=_text(prov.get("run_id")) or (path.rsplit("/", 1)[0] if "/" in path else path),
-        defense=defense,
-        dataset=dataset,
-        threat=_threat(raw.get("threat_model"), notes),
-        n_test=_integer(raw.get("n_test")),
-        clean=number(raw.get("clean_accuracy")),
-        robust=number(raw.get("robust_accuracy")),
+        run=schema_read.text(prov.get("run_id")) or (path.rsplit("/", 1)[0] if "/" in path else path),
+        defense=summary.defense,
+        dataset=summary.dataset,
+        threat=_threat(summary.threat_model),
+        n_test=summary.n_test,
+        clean=summary.clean_accuracy,
+        robust=summary.robust_accuracy,
         attacks=attacks,
-        sweeps=_sweeps(raw.get("sweeps"), attacks, notes),
-        certification=_certification(raw.get("certification"), notes),
-        flags=flags,
-        seconds=number(raw.get("seconds")),
-        train_seconds=number(model.get("train_seconds")),
-        model_reused=reused if isinstance(reused, bool) else None,
-        profile=_text(raw.get("profile")),
-        date=_text(prov.get("date")),
-        config_hash=_text(prov.get("config_hash")),
-        commit=_text(prov.get("git_commit")),
-        schema_version=schema,
+        sweeps=_sweeps(summary.sweeps, attacks),
+        certification=_certification(summary.certification),
+        flags=list(summary.flags or []),
+        seconds=summary.seconds,
+        train_seconds=model.train_seconds,
+        model_reused=model.reused,
+        profile=summary.profile,
+        date=schema_read.text(prov.get("date")),
+        config_hash=schema_read.text(prov.get("config_hash")),
+        commit=schema_read.text(prov.get("git_commit")),
+        schema_version=version,
         notes=notes,
     )
-    return summary, None
+    return run, None
 
 
-def load_summaries(results_dir: Path) -> tuple[list[Summary], list[str]]:
+def load_summaries(results_dir: Path) -> tuple[list[Run], list[str]]:
     """Every ``summary.json`` under ``results_dir`` (sorted by path) and the warnings for skipped files."""
     results_dir = Path(results_dir)
-    summaries: list[Summary] = []
+    summaries: list[Run] = []
     warnings: list[str] = []
     for file in sorted(results_dir.rglob("summary.json"), key=lambda p: p.relative_to(results_dir).as_posix()):
         rel = file.relative_to(results_dir).as_posix()

@@ -17,7 +17,7 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .load import Summary, fmt_number
+from .load import Run, fmt_number
 from .tables import Board, slug_part
 
 DPI = 100
@@ -39,7 +39,7 @@ def _style():
         yield
 
 
-def labels(rows: list[Summary]) -> dict[int, str]:
+def labels(rows: list[Run]) -> dict[int, str]:
     """Legend label per row: the defense, plus its config hash when the defense appears twice."""
     counts: dict[str, int] = {}
     for r in rows:
@@ -51,7 +51,7 @@ def labels(rows: list[Summary]) -> dict[int, str]:
     return out
 
 
-def _colours(rows: list[Summary]) -> dict[int, tuple]:
+def _colours(rows: list[Run]) -> dict[int, tuple]:
     """A fixed colour per row, by the board's order (tab10, then tab20 for larger boards)."""
     cmap = matplotlib.colormaps["tab10" if len(rows) <= 10 else "tab20"]
     return {id(r): cmap(i % cmap.N) for i, r in enumerate(rows)}
@@ -130,7 +130,7 @@ def clean_vs_robust_plot(board: Board) -> Optional[bytes]:
         fig, ax = _figure(f"{board.title}\nclean vs robust accuracy", "clean accuracy", "robust accuracy (worst case)")
         ax.set_xlim(-0.02, 1.02)
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-        at: dict[tuple[int, int], list[Summary]] = {}
+        at: dict[tuple[int, int], list[Run]] = {}
         for r in rows:
             ax.scatter([r.clean], [r.robust], s=40, color="red" if r.flags else colours[id(r)],
                        marker="x" if r.flags else "o", label=names[id(r)], zorder=3)

@@ -18,44 +18,15 @@ from torch import nn
 
 from ..data import ThreatModel
 from ..progress import progress
-from ..records import fingerprint as make_fingerprint
-from ..results import utc_now
+from ..results import fingerprint as make_fingerprint, utc_now
+from ..schema import CertificationBlock
 from .bounds import check_alpha, max_certifiable_radius
+from .profiles import PROFILES, get_profile, profile_sigmas
 from .records import format_key, merge_records, read_records, records_path, write_records
 from .smoothing import ABSTAIN, SmoothedClassifier
 
 RADIUS_STEP = 0.25
 _FLUSH_SECONDS = 5.0  # how often finished rows reach disk while certifying
-
-
-@dataclass(frozen=True)
-class CertifyProfile:
-    """Sample sizes and test points of one evaluation profile."""
-
-    n0: int
-    n: int
-    alpha: float
-    points: int  # test points, spread evenly over the evaluated set
-    sigmas: tuple[float, ...]  # certified besides the dataset's default sigma
-
-
-PROFILES: dict[str, CertifyProfile] = {
-    # Seconds per defense on a CPU: n = 1,000 caps radii at 0.615 for sigma = 0.25 (alpha = 0.001).
-    "quick": CertifyProfile(n0=100, n=1000, alpha=0.001, points=100, sigmas=()),
-    # Cohen et al.'s settings (500 test points, as in their CIFAR-10 tables).
-    "full": CertifyProfile(n0=100, n=100_000, alpha=0.001, points=500, sigmas=(0.25, 0.5, 1.0)),
-}
-
-
-def get_profile(name: str) -> CertifyProfile:
-    if name not in PROFILES:
-        raise ValueError(f"unknown certification profile {name!r}; valid choices: {', '.join(PROFILES)}")
-    return PROFILES[name]
-
-
-def profile_sigmas(profile: str, threat: ThreatModel) -> list[float]:
-    """The dataset's default sigma plus the profile's extra ones, ascending."""
-    return sorted({float(threat.sigma), *get_profile(profile).sigmas})
 
 
 def spread_indices(total: int, count: Optional[int]) -> list[int]:
@@ -144,7 +115,7 @@ def certify_points(
     return records[records["index"].isin(wanted)].reset_index(drop=True)
 
 
-def summarize(records: pd.DataFrame, settings: CertifySettings) -> dict[str, Any]:
+def summarize(records: pd.DataFrame, settings: CertifySettings) -> CertificationBlock:
     """The summary block for one sigma, from per-sample records alone.
 
     Certified accuracy at r: the fraction of points predicted correctly with
@@ -163,20 +134,20 @@ def summarize(records: pd.DataFrame, settings: CertifySettings) -> dict[str, Any
         if fraction == 0.0:
             break
         step += 1
-    return {
-        "sigma": settings.sigma,
-        "certified_accuracy": curve,
-        "average_certified_radius": float((radius * correct).mean()) if count else float("nan"),
-        "abstain_rate": float((records["prediction"].to_numpy() == ABSTAIN).mean()) if count else float("nan"),
-        "n0": settings.n0,
-        "n": settings.n,
-        "alpha": settings.alpha,
-        "n_test": count,
-        "max_certifiable_radius": max_certifiable_radius(settings.n, settings.alpha, settings.sigma),
-        "clamp": settings.clamp,
-        "seed": settings.seed,
-        "seconds": round(float(records["seconds"].sum()), 3),  # certifying these points, resumed ones included
-    }
+    return CertificationBlock(
+        sigma=settings.sigma,
+        certified_accuracy=curve,
+        average_certified_radius=float((radius * correct).mean()) if count else float("nan"),
+        abstain_rate=float((records["prediction"].to_numpy() == ABSTAIN).mean()) if count else float("nan"),
+        n0=settings.n0,
+        n=settings.n,
+        alpha=settings.alpha,
+        n_test=count,
+        max_certifiable_radius=max_certifiable_radius(settings.n, settings.alpha, settings.sigma),
+        clamp=settings.clamp,
+        seed=settings.seed,
+        seconds=round(float(records["seconds"].sum()), 3),  # certifying these points, resumed ones included
+    )
 
 
 def certify_sigmas(
@@ -196,9 +167,9 @@ def certify_sigmas(
     clamp: bool = False,
     profile: Optional[str] = None,
     log: Callable[[str], None] = print,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, CertificationBlock]:
     """Certify ``x[indices]`` at each sigma; return summary blocks keyed by ``format_key(sigma)``."""
-    blocks: dict[str, dict[str, Any]] = {}
+    blocks: dict[str, CertificationBlock] = {}
     for sigma in sigmas:
         settings = CertifySettings(sigma=float(sigma), n0=n0, n=n, alpha=alpha, seed=seed, clamp=clamp)
         path = records_path(records_dir, settings.sigma)
@@ -207,16 +178,15 @@ def certify_sigmas(
             records_file=path, fingerprint=records_fingerprint(settings, model_id, dataset),
         )
         block = summarize(records, settings)
-        block["records"] = f"{Path(records_dir).name}/{path.name}"
-        block["date"] = utc_now()
-        if profile is not None:
-            block["profile"] = profile
+        block.records = f"{Path(records_dir).name}/{path.name}"
+        block.date = utc_now()
+        block.profile = profile
         blocks[format_key(settings.sigma)] = block
-        at_half = block["certified_accuracy"].get(format_key(0.5), 0.0)
+        at_half = block.certified_accuracy.get(format_key(0.5), 0.0)
         log(
-            f"  certify    sigma={settings.sigma:<6g} n={n} points={block['n_test']} "
-            f"certified@0.5={at_half:.3f} ACR={block['average_certified_radius']:.3f} "
-            f"abstain={block['abstain_rate']:.3f} ({block['seconds']:.1f} s)"
+            f"  certify    sigma={settings.sigma:<6g} n={n} points={block.n_test} "
+            f"certified@0.5={at_half:.3f} ACR={block.average_certified_radius:.3f} "
+            f"abstain={block.abstain_rate:.3f} ({block.seconds:.1f} s)"
         )
     return blocks
 
@@ -233,7 +203,7 @@ def certify_for_run(
     dataset: str,
     seed: int,
     log: Callable[[str], None] = print,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, CertificationBlock]:
     """`bench run`'s certification: the profile's sigmas, sample sizes and points over the evaluated set.
 
     A run profile certification does not know (the battery may grow its own)

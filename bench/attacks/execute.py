@@ -1,0 +1,121 @@
+"""Running the plan: each attack over its points in batches, resumable, with a progress bar.
+
+Randomness is seeded per batch from the run seed and the batch's first
+sample index (not by call order), so a resumed batch, or a shard of indices
+run elsewhere, is exactly the batch that would have run.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ..contract import DefendedModel
+from ..perf import fast_layout
+from ..progress import progress
+from ..results import fingerprint
+from .base import AttackOutcome
+from .plan import SWEEP, PlannedAttack
+from .store import BatchResult, RecordStore, load_batch, save_batch
+
+
+def subset_positions(total: int, n: Optional[int], seed: int) -> list[int]:
+    """A seeded subset of ``n`` positions out of ``total``, sorted; nested for growing ``n``."""
+    if n is None or n >= total:
+        return list(range(total))
+    generator = torch.Generator().manual_seed(int(seed) + 7919)
+    return sorted(torch.randperm(total, generator=generator)[:n].tolist())
+
+
+def _attack_batch(planned: PlannedAttack, model: DefendedModel, x: torch.Tensor, y: torch.Tensor,
+                  seed: int, first_index: int) -> BatchResult:
+    device = next(model.parameters()).device
+    torch.manual_seed(seed * 1_000_003 + first_index)  # seeded by the batch's first sample index
+    planned.attack.warnings = []
+    result = planned.attack.perturb(model, fast_layout(x.to(device)), y.to(device), eps=planned.eps)
+    norms = None if result.norms is None else result.norms.cpu()
+    return BatchResult(result.correct.cpu(), norms, list(planned.attack.warnings))
+
+
+def run_attack(
+    planned: PlannedAttack,
+    model: DefendedModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    seed: int,
+    batch_size: int = 500,
+    indices: Optional[Sequence[int]] = None,
+    state_dir: Optional[Path] = None,
+) -> AttackOutcome:
+    """Run one attack over all given samples in batches; with ``state_dir``, finished batches are kept there."""
+    indices = list(range(len(x))) if indices is None else list(indices)
+    attack = planned.attack
+    batches: list[BatchResult] = []
+    warnings: list[str] = []
+    start = time.perf_counter()
+    with progress(total=len(x), desc=f"{planned.name}", unit="pt") as bar:
+        attack.bind(status=bar.set_postfix_str, state_dir=state_dir)
+        try:
+            for lo in range(0, len(x), batch_size):
+                hi = min(len(x), lo + batch_size)
+                batch = load_batch(state_dir, lo, hi) if state_dir is not None else None
+                if batch is None:
+                    batch = _attack_batch(planned, model, x[lo:hi], y[lo:hi], seed, indices[lo])
+                    if state_dir is not None:
+                        save_batch(state_dir, lo, hi, batch)
+                batches.append(batch)
+                warnings += [w for w in batch.warnings if w not in warnings]
+                bar.update(hi - lo)
+        finally:
+            attack.bind()
+    norms = [b.norms for b in batches if b.norms is not None]
+    return AttackOutcome(
+        name=attack.name if planned.role == SWEEP else planned.name,
+        norm=attack.norm,
+        eps=planned.eps,
+        correct=torch.cat([b.correct for b in batches]) if batches else torch.zeros(0, dtype=torch.bool),
+        seconds=time.perf_counter() - start,
+        params=attack.params(),
+        indices=indices,
+        norms=torch.cat(norms) if norms else None,
+        warnings=warnings,
+    )
+
+
+def run_battery(
+    model: DefendedModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    plan: list[PlannedAttack],
+    *,
+    records_dir: Path,
+    model_id: str,
+    indices: list[int],
+    seed: int,
+    batch_size: int = 500,
+    on_outcome: Optional[Callable[[AttackOutcome, bool], None]] = None,
+) -> dict[str, AttackOutcome]:
+    """Run (or reload from ``records_dir``) every planned attack; return outcomes by planned name."""
+    store = RecordStore(records_dir)
+    outcomes: dict[str, AttackOutcome] = {}
+    for planned in plan:
+        chosen = subset_positions(len(x), planned.n, seed)
+        chosen_indices = [indices[p] for p in chosen]
+        fp = fingerprint(model=model_id, attack=repr(planned.attack), eps=planned.eps, indices=chosen_indices, seed=seed)
+        outcome = store.load(planned.name, fp)
+        reused = outcome is not None
+        if outcome is None:
+            state_dir = store.batch_dir(planned.name, fp)
+            pos = torch.as_tensor(chosen, dtype=torch.long)
+            xs, ys = (x, y) if len(chosen) == len(x) else (x[pos], y[pos])
+            outcome = run_attack(planned, model, xs, ys, seed=seed, batch_size=batch_size,
+                                 indices=chosen_indices, state_dir=state_dir)
+            store.save(outcome, chosen_indices, fp, name=planned.name)
+            store.drop_batches(state_dir)
+        outcomes[planned.name] = outcome
+        if on_outcome is not None:
+            on_outcome(outcome, reused)
+    return outcomes

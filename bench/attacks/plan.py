@@ -1,0 +1,85 @@
+"""The plan: which attacks run against a model, at which eps, on how many points.
+
+The battery is every registered attack (``registry.attack_specs``, in
+order) configured by the profile, the defense's own ``extra_attacks()``, and
+the eps sweep of ``pgd-linf``. The adaptive parts live inside the attacks
+(BPDA through ``differentiable_forward``, EOT for stochastic models, the
+detector-aware objective; see ``surface.py``); the plan only chooses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ..contract import DefendedModel
+from ..data import ThreatModel
+from .base import Attack
+from .factories import PlanContext
+from .gradient import PGD
+from .profiles import get_profile
+from .registry import PGD_LINF, WHITE_BOX, attack_specs
+
+HEADLINE, SWEEP = "headline", "sweep"
+
+
+@dataclass
+class PlannedAttack:
+    """One attack at one eps, on at most ``n`` points (None: all), under a name (``label``)."""
+
+    attack: Attack
+    eps: float
+    n: Optional[int] = None
+    role: str = HEADLINE
+    label: Optional[str] = None
+    kind: str = WHITE_BOX
+
+    @property
+    def name(self) -> str:
+        return self.label or self.attack.name
+
+
+def sweep_label(attack_name: str, eps: float) -> str:
+    return f"{attack_name}@{eps:g}"
+
+
+def _extras(model: DefendedModel, eps: float, threat: ThreatModel) -> list[PlannedAttack]:
+    """The defense's own attacks (an Attack at the threat model's budget, or a ready PlannedAttack)."""
+    planned = []
+    for extra in model.extra_attacks():
+        if isinstance(extra, PlannedAttack):
+            planned.append(extra)
+        else:
+            extra_eps = eps if extra.norm == "linf" else threat.eps(extra.norm)
+            planned.append(PlannedAttack(extra, extra_eps, kind=getattr(extra, "kind", WHITE_BOX)))
+    return planned
+
+
+def plan_battery(
+    model: DefendedModel,
+    threat: ThreatModel,
+    eps_linf: Optional[float] = None,
+    profile: str = "quick",
+    *,
+    transfer_source: Optional[tuple[DefendedModel, str]] = None,
+    seed: int = 0,
+) -> list[PlannedAttack]:
+    """The attacks run for this model, the defense's own extras, and the eps sweep."""
+    p = get_profile(profile)
+    eps = threat.linf if eps_linf is None else float(eps_linf)
+    context = PlanContext(seed=seed, transfer_source=transfer_source)
+    plan = []
+    for spec in attack_specs():
+        attack = spec.build(p, context)
+        if attack is None:
+            continue
+        label = spec.name if spec.name != attack.name else None
+        plan.append(PlannedAttack(attack, eps if spec.norm == "linf" else threat.eps(spec.norm),
+                                  n=p.subsets.get(spec.name), label=label, kind=spec.kind))
+    plan += _extras(model, eps, threat)
+    sweep_eps = sorted({round(f * eps, 6) for f in p.sweep_factors} | {1.0})
+    for e in sweep_eps:
+        if abs(e - eps) < 1e-9:
+            continue  # the headline pgd-linf outcome serves this point
+        attack = PGD(norm="linf", steps=p.pgd_steps, restarts=p.pgd_restarts, eot=p.eot)
+        plan.append(PlannedAttack(attack, e, n=p.subsets.get("sweep"), role=SWEEP, label=sweep_label(PGD_LINF, e)))
+    return plan

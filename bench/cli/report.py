@@ -1,0 +1,39 @@
+"""`bench report`: leaderboards (Markdown, CSV, HTML, plots) from every results/<run>/summary.json."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from .options import BenchUsageError, echo_err
+
+
+def refresh_leaderboards(results: Path, out: Path, quiet: bool = False) -> list[Path]:
+    """Run the reporter; its warnings (skipped summaries) go to stderr, one line each."""
+    from ..report import write_report
+
+    report = write_report(results, out)
+    for warning in report.warnings:
+        echo_err(f"bench: warning: {warning}")
+    if not quiet:
+        echo_err(f"{len(report.boards)} leaderboard(s), {len(report.files)} file(s) in {out}")
+    return report.files
+
+
+@click.command()
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=None,
+              help="Directory holding <run>/summary.json [default: $BENCH_HOME/results].")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where the leaderboards go [default: $BENCH_HOME/leaderboards].")
+def report(results_dir: Optional[Path], out: Optional[Path]) -> None:
+    """Write leaderboards (Markdown, CSV, HTML, plots) from every summary.json; prints the files written."""
+    from ..results import bench_home
+
+    results_dir = results_dir if results_dir is not None else bench_home() / "results"
+    out = out if out is not None else bench_home() / "leaderboards"
+    if not results_dir.is_dir():
+        raise BenchUsageError(f"results directory {str(results_dir)!r} does not exist; valid choices: "
+                              "a directory holding <run>/summary.json (written by `bench run`)")
+    for path in refresh_leaderboards(results_dir, out):
+        click.echo(str(path))
