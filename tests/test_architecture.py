@@ -18,7 +18,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 # Lower layers never import higher ones (dataset -> defense -> attacks/certification -> results -> reporter).
 LAYERS = [
-    {"bench.config", "bench.schema", "bench.schema.read", "bench.results", "bench.progress", "bench.registry"},
+    {"bench.config", "bench.schema", "bench.schema.read", "bench.results", "bench.progress", "bench.registry",
+     "bench.stats"},
     {"bench.data", "bench.perf", "bench.nets", "bench.contract", "bench.training", "bench.losses",
      "bench.perturbation"},
     {"bench.defenses", "bench.zoo"},
