@@ -43,6 +43,8 @@ class RunOptions:
     batch_size: int = 500
     home: Optional[Path] = None
     profile: str = "quick"  # quick: minutes on 2 CPU cores; full: paper settings
+    executor: str = "local"  # where attacks and certification run: local, or ray (bench.executors)
+    ray_address: Optional[str] = None  # ray: a cluster's address (None: RAY_ADDRESS, else a local cluster)
 
 
 def run_id(defense: str, dataset: str, hash_: str, seed: int) -> str:
@@ -142,7 +144,7 @@ def evaluation_points(p: Prepared, n_test: Optional[int]) -> tuple[torch.Tensor,
 
 
 def attack_stage(p: Prepared, loaded: LoadedModel, opts: RunOptions, eps: float, clean_correct: torch.Tensor,
-                 log: Log) -> Any:
+                 log: Log, executor: Any = None) -> Any:
     """Plan the battery, run it (resuming from records), and summarise it; returns the BatteryReport."""
     from .attacks.execute import run_battery
     from .attacks.plan import plan_battery
@@ -158,18 +160,19 @@ def attack_stage(p: Prepared, loaded: LoadedModel, opts: RunOptions, eps: float,
             f"accuracy={outcome.accuracy:.3f} ({how})")
 
     outcomes = run_battery(loaded.model, x, y, plan, records_dir=p.records_dir, model_id=loaded.model_id,
-                           indices=indices, seed=p.seed, batch_size=opts.batch_size, on_outcome=report)
+                           indices=indices, seed=p.seed, batch_size=opts.batch_size, on_outcome=report,
+                           executor=executor)
     return summarize_battery(loaded.model, x, y, clean_correct, plan, outcomes, indices=indices, eps=eps,
                              profile=opts.profile, seed=p.seed, batch_size=opts.batch_size)
 
 
 def certify_stage(p: Prepared, loaded: LoadedModel, x: torch.Tensor, y: torch.Tensor, profile: str,
-                  log: Log) -> dict[str, Any]:
+                  log: Log, executor: Any = None) -> dict[str, Any]:
     """`bench run`'s randomized-smoothing certification: the profile's sigmas, sample sizes and points."""
     from .certification import certify_for_run
 
     return certify_for_run(loaded.model, x, y, threat=p.data.threat, profile=profile, records_dir=p.records_dir,
-                           model_id=loaded.model_id, dataset=p.data.name, seed=p.seed, log=log)
+                           model_id=loaded.model_id, dataset=p.data.name, seed=p.seed, log=log, executor=executor)
 
 
 def write_run(p: Prepared, summary: Any, clean_correct: torch.Tensor, battery: Any, y: torch.Tensor,
@@ -192,6 +195,7 @@ def run(opts: RunOptions, log: Log = print) -> dict[str, Any]:
     import shutil
 
     from .attacks.profiles import get_profile
+    from .executors import open_executor
     from .results import provenance
     from .schema import Summary, ThreatModelEntry
     from .training import predict
@@ -206,8 +210,9 @@ def run(opts: RunOptions, log: Log = print) -> dict[str, Any]:
     loaded = load_model(p, opts.retrain, log)
     x, y, indices = evaluation_points(p, opts.n_test)
     clean_correct = predict(loaded.model, x, opts.batch_size) == y.cpu()
-    battery = attack_stage(p, loaded, opts, eps, clean_correct, log)
-    certification = certify_stage(p, loaded, x, y, opts.profile, log)
+    with open_executor(opts.executor, address=opts.ray_address) as executor:
+        battery = attack_stage(p, loaded, opts, eps, clean_correct, log, executor)
+        certification = certify_stage(p, loaded, x, y, opts.profile, log, executor)
     summary = Summary(
         defense=p.defense.name, dataset=p.data.name, n_test=len(indices),
         clean_accuracy=float(clean_correct.float().mean()), robust_accuracy=battery.robust_accuracy,
@@ -244,6 +249,8 @@ class CertifyOptions:
     retrain: bool = False
     clamp: bool = False
     home: Optional[Path] = None
+    executor: str = "local"  # see RunOptions
+    ray_address: Optional[str] = None
 
 
 def certify_defense(opts: CertifyOptions, log: Log = print) -> dict[str, Any]:
@@ -253,6 +260,7 @@ def certify_defense(opts: CertifyOptions, log: Log = print) -> dict[str, Any]:
     after, before or between runs never loses results (one key per sigma).
     """
     from .certification import certify_sigmas, get_profile as certify_profile, spread_indices
+    from .executors import open_executor
     from .results import atomic_write_json, provenance, read_json
     from .schema import Summary
 
@@ -261,13 +269,15 @@ def certify_defense(opts: CertifyOptions, log: Log = print) -> dict[str, Any]:
                 data_dir=opts.data_dir, home=opts.home, out=opts.out)
     loaded = load_model(p, opts.retrain, log)
     x, y = p.data.x_test, p.data.y_test
-    blocks = certify_sigmas(
-        loaded.model, x, y, sigmas=opts.sigmas,
-        indices=spread_indices(len(x), opts.n_test if opts.n_test is not None else prof.points),
-        n0=opts.n0 if opts.n0 is not None else prof.n0, n=opts.n if opts.n is not None else prof.n,
-        alpha=opts.alpha if opts.alpha is not None else prof.alpha, records_dir=p.records_dir,
-        model_id=loaded.model_id, dataset=p.data.name, seed=p.seed, clamp=opts.clamp, profile=opts.profile, log=log,
-    )
+    with open_executor(opts.executor, address=opts.ray_address) as executor:
+        blocks = certify_sigmas(
+            loaded.model, x, y, sigmas=opts.sigmas,
+            indices=spread_indices(len(x), opts.n_test if opts.n_test is not None else prof.points),
+            n0=opts.n0 if opts.n0 is not None else prof.n0, n=opts.n if opts.n is not None else prof.n,
+            alpha=opts.alpha if opts.alpha is not None else prof.alpha, records_dir=p.records_dir,
+            model_id=loaded.model_id, dataset=p.data.name, seed=p.seed, clamp=opts.clamp, profile=opts.profile,
+            log=log, executor=executor,
+        )
     path = p.out / "summary.json"
     if path.exists():
         summary = read_json(path)

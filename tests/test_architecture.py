@@ -24,7 +24,8 @@ LAYERS = [
      "bench.perturbation"},
     {"bench.defenses", "bench.zoo"},
     {"bench.attacks", "bench.certification"},
-    {"bench.pipeline", "bench.validate", "bench.contract_checks"},
+    {"bench.executors"},  # where attacks and certification run (local, Ray); above both, below the pipeline
+    {"bench.pipeline", "bench.validate", "bench.contract_checks", "bench.planning"},
     {"bench.report"},
     {"bench.cli", "bench.__main__", "bench"},
 ]

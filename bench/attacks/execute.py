@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -29,8 +29,14 @@ def subset_positions(total: int, n: Optional[int], seed: int) -> list[int]:
     return sorted(torch.randperm(total, generator=generator)[:n].tolist())
 
 
-def _attack_batch(planned: PlannedAttack, model: DefendedModel, x: torch.Tensor, y: torch.Tensor,
-                  seed: int, first_index: int) -> BatchResult:
+def batch_bounds(total: int, batch_size: int) -> list[tuple[int, int]]:
+    """The batches [lo, hi) of positions that the attack loop forms (and shards of work are made of)."""
+    return [(lo, min(total, lo + batch_size)) for lo in range(0, total, batch_size)]
+
+
+def attack_batch(planned: PlannedAttack, model: DefendedModel, x: torch.Tensor, y: torch.Tensor,
+                 seed: int, first_index: int) -> BatchResult:
+    """One batch of one attack, seeded by the run seed and the test index of its first sample."""
     device = next(model.parameters()).device
     torch.manual_seed(seed * 1_000_003 + first_index)  # seeded by the batch's first sample index
     planned.attack.warnings = []
@@ -54,30 +60,37 @@ def run_attack(
     indices = list(range(len(x))) if indices is None else list(indices)
     attack = planned.attack
     batches: list[BatchResult] = []
-    warnings: list[str] = []
     start = time.perf_counter()
     with progress(total=len(x), desc=f"{planned.name}", unit="pt") as bar:
         attack.bind(status=bar.set_postfix_str, state_dir=state_dir)
         try:
-            for lo in range(0, len(x), batch_size):
-                hi = min(len(x), lo + batch_size)
+            for lo, hi in batch_bounds(len(x), batch_size):
                 batch = load_batch(state_dir, lo, hi) if state_dir is not None else None
                 if batch is None:
-                    batch = _attack_batch(planned, model, x[lo:hi], y[lo:hi], seed, indices[lo])
+                    batch = attack_batch(planned, model, x[lo:hi], y[lo:hi], seed, indices[lo])
                     if state_dir is not None:
                         save_batch(state_dir, lo, hi, batch)
                 batches.append(batch)
-                warnings += [w for w in batch.warnings if w not in warnings]
                 bar.update(hi - lo)
         finally:
             attack.bind()
+    return outcome_of(planned, batches, indices, time.perf_counter() - start)
+
+
+def outcome_of(planned: PlannedAttack, batches: Sequence[BatchResult], indices: list[int],
+               seconds: float) -> AttackOutcome:
+    """One attack's outcome from its batches, in position order (however and wherever they ran)."""
+    attack = planned.attack
+    warnings: list[str] = []
+    for batch in batches:
+        warnings += [w for w in batch.warnings if w not in warnings]
     norms = [b.norms for b in batches if b.norms is not None]
     return AttackOutcome(
         name=attack.name if planned.role == SWEEP else planned.name,
         norm=attack.norm,
         eps=planned.eps,
         correct=torch.cat([b.correct for b in batches]) if batches else torch.zeros(0, dtype=torch.bool),
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         params=attack.params(),
         indices=indices,
         norms=torch.cat(norms) if norms else None,
@@ -97,8 +110,12 @@ def run_battery(
     seed: int,
     batch_size: int = 500,
     on_outcome: Optional[Callable[[AttackOutcome, bool], None]] = None,
+    executor: Optional[Any] = None,
 ) -> dict[str, AttackOutcome]:
-    """Run (or reload from ``records_dir``) every planned attack; return outcomes by planned name."""
+    """Run (or reload from ``records_dir``) every planned attack; return outcomes by planned name.
+
+    ``executor`` (a ``bench.executors`` executor) runs each attack on its points; None runs it here.
+    """
     store = RecordStore(records_dir)
     outcomes: dict[str, AttackOutcome] = {}
     for planned in plan:
@@ -111,8 +128,8 @@ def run_battery(
             state_dir = store.batch_dir(planned.name, fp)
             pos = torch.as_tensor(chosen, dtype=torch.long)
             xs, ys = (x, y) if len(chosen) == len(x) else (x[pos], y[pos])
-            outcome = run_attack(planned, model, xs, ys, seed=seed, batch_size=batch_size,
-                                 indices=chosen_indices, state_dir=state_dir)
+            outcome = (executor.run_attack if executor is not None else run_attack)(
+                planned, model, xs, ys, seed=seed, batch_size=batch_size, indices=chosen_indices, state_dir=state_dir)
             store.save(outcome, chosen_indices, fp, name=planned.name)
             store.drop_batches(state_dir)
         outcomes[planned.name] = outcome

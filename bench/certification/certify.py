@@ -63,6 +63,22 @@ def records_fingerprint(settings: CertifySettings, model_id: str, dataset: str) 
     return make_fingerprint(model=model_id, dataset=dataset, **asdict(settings))
 
 
+def certify_row(smoothed: SmoothedClassifier, x: torch.Tensor, label: int, index: int, settings: CertifySettings,
+                fingerprint: str) -> dict[str, Any]:
+    """One point's record: CERTIFY seeded by (seed, sigma, index), so any process computes the same row."""
+    start = time.perf_counter()
+    cert = smoothed.certify(x, n0=settings.n0, n=settings.n, alpha=settings.alpha, seed=settings.seed, index=index)
+    return {
+        "index": int(index),
+        "label": label,
+        "prediction": cert.prediction,
+        "radius": cert.radius,
+        "correct": int(cert.prediction == label),
+        "seconds": time.perf_counter() - start,
+        "fingerprint": fingerprint,
+    }
+
+
 def certify_points(
     model: nn.Module,
     x: torch.Tensor,
@@ -73,13 +89,18 @@ def certify_points(
     records_file: Path,
     fingerprint: str,
     batch_size: Optional[int] = None,
+    executor: Optional[Any] = None,
 ) -> pd.DataFrame:
     """CERTIFY each ``x[i]`` for i in ``indices``; return their records, sorted by index.
 
     Rows already in ``records_file`` under this fingerprint are reused;
     finished rows reach disk every few seconds and on any exit (Ctrl-C
-    included), so an interrupted run resumes where it stopped.
+    included), so an interrupted run resumes where it stopped. ``executor``
+    (a ``bench.executors`` executor) certifies the points instead; None: here.
     """
+    if executor is not None:
+        return executor.certify_points(model, x, y, indices, settings, records_file=records_file,
+                                       fingerprint=fingerprint, batch_size=batch_size)
     existing = read_records(records_file, fingerprint)
     done = set(existing["index"].tolist())
     todo = [int(i) for i in indices if int(i) not in done]
@@ -90,20 +111,7 @@ def certify_points(
         try:
             bar = progress(todo, desc=f"certify sigma={format_key(settings.sigma)}", unit="point")
             for index in bar:
-                start = time.perf_counter()
-                cert = smoothed.certify(
-                    x[index], n0=settings.n0, n=settings.n, alpha=settings.alpha, seed=settings.seed, index=index
-                )
-                label = int(y[index])
-                rows.append({
-                    "index": index,
-                    "label": label,
-                    "prediction": cert.prediction,
-                    "radius": cert.radius,
-                    "correct": int(cert.prediction == label),
-                    "seconds": time.perf_counter() - start,
-                    "fingerprint": fingerprint,
-                })
+                rows.append(certify_row(smoothed, x[index], int(y[index]), index, settings, fingerprint))
                 if time.perf_counter() - last_flush > _FLUSH_SECONDS:
                     write_records(records_file, merge_records([existing, pd.DataFrame(rows)]))
                     last_flush = time.perf_counter()
@@ -167,6 +175,7 @@ def certify_sigmas(
     clamp: bool = False,
     profile: Optional[str] = None,
     log: Callable[[str], None] = print,
+    executor: Optional[Any] = None,
 ) -> dict[str, CertificationBlock]:
     """Certify ``x[indices]`` at each sigma; return summary blocks keyed by ``format_key(sigma)``."""
     blocks: dict[str, CertificationBlock] = {}
@@ -175,7 +184,7 @@ def certify_sigmas(
         path = records_path(records_dir, settings.sigma)
         records = certify_points(
             model, x, y, indices, settings,
-            records_file=path, fingerprint=records_fingerprint(settings, model_id, dataset),
+            records_file=path, fingerprint=records_fingerprint(settings, model_id, dataset), executor=executor,
         )
         block = summarize(records, settings)
         block.records = f"{Path(records_dir).name}/{path.name}"
@@ -203,6 +212,7 @@ def certify_for_run(
     dataset: str,
     seed: int,
     log: Callable[[str], None] = print,
+    executor: Optional[Any] = None,
 ) -> dict[str, CertificationBlock]:
     """`bench run`'s certification: the profile's sigmas, sample sizes and points over the evaluated set.
 
@@ -219,4 +229,5 @@ def certify_for_run(
         indices=spread_indices(len(x), prof.points),
         n0=prof.n0, n=prof.n, alpha=prof.alpha,
         records_dir=records_dir, model_id=model_id, dataset=dataset, seed=seed, profile=profile, log=log,
+        executor=executor,
     )

@@ -78,6 +78,10 @@ def cli(argv: Optional[list[str]] = None) -> Any:
     except Exception as exc:
         if isinstance(exc, _usage_errors()):
             _fail(str(exc), 2)
+        from ..executors import ShardFailed
+
+        if isinstance(exc, ShardFailed):
+            _fail(str(exc), 1)
         raise
     if isinstance(status, int) and status:
         sys.exit(status)  # click returns (rather than raises) a command's Exit(n) when not standalone

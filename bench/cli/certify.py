@@ -7,8 +7,9 @@ from typing import Optional
 import click
 
 from .options import (
-    check_alpha, check_certify_profile, check_count, check_sigmas, config_option, data_dir_option, dataset_option,
-    defense_option, device_option, echo_err, out_option, parse_config, retrain_option, seed_option,
+    check_alpha, check_certify_profile, check_count, check_ray_address, check_sigmas, config_option, data_dir_option,
+    dataset_option, defense_option, device_option, echo_err, executor_option, out_option, parse_config,
+    ray_address_option, retrain_option, seed_option,
 )
 
 
@@ -31,17 +32,21 @@ from .options import (
 @data_dir_option
 @click.option("--clamp", is_flag=True, help="Clamp noisy inputs to [0, 1] (default: no clamping, as Cohen et al.).")
 @retrain_option
+@executor_option
+@ray_address_option
 def certify(defense: str, sigmas: tuple[float, ...], n: Optional[int], n0: Optional[int], alpha: Optional[float],
             dataset: str, n_test: Optional[int], profile: str, seed: int, device: str, out: Optional[Path],
-            config_items: tuple[str, ...], data_dir: Optional[Path], clamp: bool, retrain: bool) -> None:
+            config_items: tuple[str, ...], data_dir: Optional[Path], clamp: bool, retrain: bool, executor: str,
+            ray_address: Optional[str]) -> None:
     """Randomized-smoothing certification alone (Cohen et al. 2019); merges into the run's summary.json."""
     from ..pipeline import CertifyOptions, certify_defense
     from .output import certification_lines
 
+    check_ray_address(executor, ray_address)
     config = parse_config(defense, config_items)
     opts = CertifyOptions(defense=defense, sigmas=sigmas, dataset=dataset, n=n, n0=n0, alpha=alpha, n_test=n_test,
                           profile=profile, seed=seed, device=device, out=out, config=config, data_dir=data_dir,
-                          retrain=retrain, clamp=clamp)
+                          retrain=retrain, clamp=clamp, executor=executor, ray_address=ray_address)
     summary = certify_defense(opts, log=echo_err)
     lines = [f"{summary['defense']} on {summary['dataset']}: randomized smoothing"]
     lines += certification_lines(summary, only=sigmas)

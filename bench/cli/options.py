@@ -191,6 +191,38 @@ data_dir_option = _option("--data-dir", type=click.Path(path_type=Path), default
 retrain_option = _option("--retrain", is_flag=True, help="Train even if the model zoo has this model.")
 
 
+def check_executor(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from ..executors import ExecutorUnavailable, check_executor as usable
+
+    try:
+        return usable(value)
+    except ExecutorUnavailable as exc:
+        raise BenchUsageError(str(exc)) from None
+
+
+def check_workers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    """``--workers 1,8,64``: positive worker counts."""
+    try:
+        counts = tuple(sorted({int(v) for v in value.split(",")}))
+    except ValueError:
+        counts = (0,)
+    if not counts or counts[0] < 1:
+        raise BenchUsageError(f"bad --workers {value!r}; valid choices: positive integers separated by commas, e.g. 1,8,64")
+    return counts
+
+
+def check_ray_address(executor: str, address: Optional[str]) -> None:
+    if address is not None and executor != "ray":
+        raise BenchUsageError(f"--ray-address {address!r} needs --executor ray (got --executor {executor})")
+
+
+executor_option = _option("--executor", default="local", show_default=True, callback=check_executor,
+                          help="Where attacks and certification run: local (this process) or ray (shards as Ray "
+                               "tasks; results are identical).")
+ray_address_option = _option("--ray-address", default=None,
+                             help="Ray cluster for --executor ray [default: $RAY_ADDRESS, else a local cluster].")
+
+
 def echo_err(message: str) -> None:
     """Progress and logs go to stderr; results (tables, JSON, paths) to stdout."""
     click.echo(message, err=True)
