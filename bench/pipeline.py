@@ -210,7 +210,7 @@ def run(opts: RunOptions, log: Log = print) -> dict[str, Any]:
     loaded = load_model(p, opts.retrain, log)
     x, y, indices = evaluation_points(p, opts.n_test)
     clean_correct = predict(loaded.model, x, opts.batch_size) == y.cpu()
-    with open_executor(opts.executor, address=opts.ray_address) as executor:
+    with open_executor(opts.executor, address=opts.ray_address, device=opts.device) as executor:
         battery = attack_stage(p, loaded, opts, eps, clean_correct, log, executor)
         certification = certify_stage(p, loaded, x, y, opts.profile, log, executor)
     summary = Summary(
@@ -269,7 +269,7 @@ def certify_defense(opts: CertifyOptions, log: Log = print) -> dict[str, Any]:
                 data_dir=opts.data_dir, home=opts.home, out=opts.out)
     loaded = load_model(p, opts.retrain, log)
     x, y = p.data.x_test, p.data.y_test
-    with open_executor(opts.executor, address=opts.ray_address) as executor:
+    with open_executor(opts.executor, address=opts.ray_address, device=opts.device) as executor:
         blocks = certify_sigmas(
             loaded.model, x, y, sigmas=opts.sigmas,
             indices=spread_indices(len(x), opts.n_test if opts.n_test is not None else prof.points),

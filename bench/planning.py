@@ -11,9 +11,11 @@ points are robust, and a shared machine's load changes every figure.
 """
 from __future__ import annotations
 
+import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .pipeline import RunOptions, evaluation_points, load_model, load_transfer_source, prepare
 
@@ -33,7 +35,14 @@ class AttackPlan:
     norm: str
     eps: float
     points: int
-    batches: list[float]  # estimated seconds of each batch
+    timing: Any  # executors.calibrate.Timing: the calibration batch
+    costs: dict[int, Any]  # id(model) -> executors.calibrate.RowCost
+
+    def batches(self, batch_size: int) -> list[float]:
+        """Estimated seconds of each batch at ``batch_size``."""
+        from .executors.calibrate import batch_seconds
+
+        return batch_seconds(self.timing, self.points, batch_size, self.costs)
 
 
 @dataclass
@@ -60,11 +69,12 @@ class RunPlan:
     shard_overhead: Optional[float] = None  # measured seconds per Ray task (None: not measured)
     notes: list[str] = field(default_factory=list)
 
-    def attack_seconds(self, workers: int) -> float:
+    def attack_seconds(self, workers: int, batch_size: Optional[int] = None) -> float:
         """Attacks one after another, each one's batches shared among the workers."""
         from .executors.calibrate import wall_seconds
 
-        return sum(wall_seconds(a.batches, workers, self.shard_overhead or 0.0) for a in self.attacks)
+        size = batch_size or self.batch_size
+        return sum(wall_seconds(a.batches(size), workers, self.shard_overhead or 0.0) for a in self.attacks)
 
     def certify_seconds(self, workers: int) -> float:
         """Each sigma's points: in one loop here, or in the Ray executor's shards among the workers."""
@@ -78,17 +88,22 @@ class RunPlan:
             total += wall_seconds([k * c.seconds_per_point for k in sizes], workers, self.shard_overhead or 0.0)
         return total
 
-    def estimate(self, workers: int) -> float:
-        return self.attack_seconds(workers) + self.certify_seconds(workers) + self.other_seconds
+    def estimate(self, workers: int, batch_size: Optional[int] = None) -> float:
+        return self.attack_seconds(workers, batch_size) + self.certify_seconds(workers) + self.other_seconds
+
+    def batch_size_for(self, workers: int) -> int:
+        """The largest batch size that gives every worker a shard of the largest attack."""
+        most = max((a.points for a in self.attacks), default=1)
+        return min(self.batch_size, max(1, math.ceil(most / workers)))
 
     def lines(self) -> list[str]:
         return plan_lines(self)
 
 
 def _calibrate_attacks(plan: list[Any], model: Any, x: Any, y: Any, indices: list[int], seed: int,
-                       batch_size: int, log: Log) -> list[AttackPlan]:
+                       points: Optional[int], log: Log) -> list[AttackPlan]:
     from .attacks.execute import attack_batch, subset_positions
-    from .executors.calibrate import batch_seconds, models_of, row_cost, spread, time_work
+    from .executors.calibrate import models_of, row_cost, spread, time_work
 
     costs = {}
     planned_attacks = []
@@ -97,13 +112,12 @@ def _calibrate_attacks(plan: list[Any], model: Any, x: Any, y: Any, indices: lis
             if id(m) not in costs:
                 costs[id(m)] = row_cost(m, x)
         chosen = subset_positions(len(x), pl.n, seed)
-        cal = spread(chosen, calibration_points(len(chosen)))
+        cal = spread(chosen, min(len(chosen), points) if points else calibration_points(len(chosen)))
         xs, ys = x[cal], y[cal]
         timing = time_work(lambda: attack_batch(pl, model, xs, ys, seed, indices[cal[0]]), models_of(model, pl.attack),
                            len(cal))
         log(f"  calibrated {pl.name:<18} on {len(cal)} points: {timing.seconds:.2f} s")
-        planned_attacks.append(AttackPlan(pl.name, pl.attack.norm, pl.eps, len(chosen),
-                                          batch_seconds(timing, len(chosen), batch_size, costs)))
+        planned_attacks.append(AttackPlan(pl.name, pl.attack.norm, pl.eps, len(chosen), timing, costs))
     return planned_attacks
 
 
@@ -147,8 +161,26 @@ def _other_seconds(model: Any, x: Any, y: Any, batch_size: int, eot: int) -> flo
     return clean + timing.estimate(min(len(x), PROBE_POINTS), {id(model): row_cost(model, x)})
 
 
-def plan_run(opts: RunOptions, *, workers: Optional[tuple[int, ...]] = None, log: Log = print) -> RunPlan:
-    """Plan ``opts``'s run and calibrate its estimate here; nothing is written (models are cached as usual)."""
+@contextmanager
+def _threads(count: Optional[int]) -> Iterator[None]:
+    """Torch's intra-op threads set to ``count`` for a while (None: unchanged)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def plan_run(opts: RunOptions, *, workers: Optional[tuple[int, ...]] = None, log: Log = print,
+             calibration: Optional[int] = None) -> RunPlan:
+    """Plan ``opts``'s run and calibrate its estimate here; nothing is written (models are cached as usual).
+
+    ``calibration``: points each attack is timed on (default: 2% of its points, at least 8).
+    """
     from .attacks.plan import plan_battery
     from .attacks.profiles import get_profile
 
@@ -164,8 +196,9 @@ def plan_run(opts: RunOptions, *, workers: Optional[tuple[int, ...]] = None, log
     result = RunPlan(title=(f"plan: {p.defense.name} on {p.data.name}, profile {opts.profile}, seed {p.seed}: "
                             f"{len(indices)} test points, batch size {opts.batch_size}, executor {opts.executor}"),
                      batch_size=opts.batch_size)
-    result.attacks = _calibrate_attacks(plan, loaded.model, x, y, indices, p.seed, opts.batch_size, log)
-    result.certification = _calibrate_certification(loaded.model, x, y, opts.profile, p.data.threat, p.seed, log)
+    with _threads(1 if opts.executor == "ray" else None):  # a Ray task has one CPU (num_cpus=1): time it so
+        result.attacks = _calibrate_attacks(plan, loaded.model, x, y, indices, p.seed, calibration, log)
+        result.certification = _calibrate_certification(loaded.model, x, y, opts.profile, p.data.threat, p.seed, log)
     result.other_seconds = _other_seconds(loaded.model, x, y, opts.batch_size, battery_profile.eot)
     result.calibration_seconds = time.perf_counter() - start
     result.workers = workers or (1,)
@@ -194,20 +227,21 @@ def plan_lines(plan: RunPlan) -> list[str]:
     """The plan as text: attacks, certification, the estimate per worker count, what it leaves out."""
     lines = [plan.title, f"{'attack':<20} {'norm':<4} {'eps':>7} {'points':>6} {'batches':>7} {'est. s':>9}"]
     for a in plan.attacks:
-        lines.append(f"{a.name:<20} {a.norm:<4} {a.eps:>7.4g} {a.points:>6} {len(a.batches):>7} {sum(a.batches):>9.1f}")
+        batches = a.batches(plan.batch_size)
+        lines.append(f"{a.name:<20} {a.norm:<4} {a.eps:>7.4g} {a.points:>6} {len(batches):>7} {sum(batches):>9.1f}")
     lines.append(f"{'certification sigma':<20} {'n0':>6} {'n':>8} {'alpha':>7} {'points':>6} {'est. s':>9}")
     for c in plan.certification:
         lines.append(f"{c.sigma:<20g} {c.n0:>6} {c.n:>8} {c.alpha:>7g} {c.points:>6} "
                      f"{c.points * c.seconds_per_point:>9.1f}")
     lines.append(f"{'clean accuracy and gradient probes':<49} {plan.other_seconds:>9.1f}")
-    widest = max((len(a.batches) for a in plan.attacks), default=1)
     for w in plan.workers:
         how = "this process" if plan.shard_overhead is None and w == 1 else f"{w} worker{'s' * (w > 1)}"
         lines.append(f"estimated wall time on {how}: {_duration(plan.estimate(w))} "
                      f"(attacks {_duration(plan.attack_seconds(w))}, certification {_duration(plan.certify_seconds(w))})")
-        if w > widest:
-            lines.append(f"  note: no attack has more than {widest} batches of {plan.batch_size} points, so at most "
-                         f"{widest} workers share an attack; a smaller --batch-size gives more shards")
+        size = plan.batch_size_for(w)
+        if size < plan.batch_size:
+            lines.append(f"  with --batch-size {size} (a shard for every worker): {_duration(plan.estimate(w, size))}; "
+                         f"batches are seeded, so a different batch size gives different (equally valid) draws")
     overhead = ("Ray's per-shard overhead not included (plan with --executor ray to measure it)"
                 if plan.shard_overhead is None else f"Ray's overhead {plan.shard_overhead * 1000:.0f} ms per shard included")
     lines.append(f"calibration took {_duration(plan.calibration_seconds)}; an estimate, not a measurement: early-"

@@ -88,16 +88,39 @@ def test_a_timing_extrapolates_by_the_marginal_cost_of_the_extra_rows():
     assert timing.estimate(5, costs) == pytest.approx(1.0)  # fewer points: proportional
 
 
-def test_the_plan_projects_batches_onto_workers():
+def _plan_with(points_and_seconds):
+    """A plan whose attacks took ``seconds`` on their 10 calibration points, rows costing nothing extra."""
     plan = RunPlan(title="t", batch_size=500, workers=(1, 2, 8))
-    plan.attacks = [AttackPlan("pgd-linf", "linf", 0.3, 1000, [10.0, 10.0]),
-                    AttackPlan("autoattack", "linf", 0.3, 100, [30.0])]
+    plan.attacks = [AttackPlan(f"a{k}", "linf", 0.3, points, Timing(10, seconds), {})
+                    for k, (points, seconds) in enumerate(points_and_seconds)]
+    return plan
+
+
+def test_the_plan_projects_batches_onto_workers():
+    plan = _plan_with([(1000, 1.0), (100, 30.0)])  # 2 batches of 1 s; 1 batch of 30 s
     plan.certification = [CertifyPlan(0.25, 100, 1000, 0.001, 100, 0.2)]
     plan.other_seconds = 1.0
-    assert plan.estimate(1) == pytest.approx(20 + 30 + 20 + 1)
+    assert plan.estimate(1) == pytest.approx(2 + 30 + 20 + 1)
     plan.shard_overhead = 0.0
-    assert plan.attack_seconds(2) == pytest.approx(10 + 30)
+    assert plan.attack_seconds(2) == pytest.approx(1 + 30)
     assert plan.certify_seconds(8) == pytest.approx(20 / 8, rel=0.3)
+    assert plan.batch_size_for(8) == 125 and plan.batch_size_for(1) == 500
+    assert plan.attack_seconds(8, 125) == pytest.approx(1 + 30)  # no extra rows cost: batches cost what 10 points did
     text = "\n".join(plan.lines())
-    assert "autoattack" in text and "8 workers" in text and "at most 2 workers share an attack" in text
+    assert "a1" in text and "8 workers" in text and "--batch-size 125" in text
     assert text.splitlines()[-1] == "nothing was run or written (--plan)"
+
+
+@pytest.mark.slow
+def test_run_plan_prints_every_attack_and_an_estimate_and_writes_no_results(monkeypatch, capsys, bench_home):
+    from cli_helpers import run_cli
+
+    code, out, err = run_cli(monkeypatch, capsys, "run", "--defense", "plain", "--config", "epochs=1", "--n-test", "40",
+                             "--plan", "--workers", "1,4")
+    assert code == 0, err
+    for attack in ("fgsm", "pgd-linf", "autoattack", "cw-l2", "fmn-l2", "transfer", "pgd-linf@0.5"):
+        assert f"\n{attack} " in out
+    assert "estimated wall time on this process:" in out and "estimated wall time on 4 workers:" in out
+    assert "--batch-size 10 (a shard for every worker)" in out
+    assert out.strip().endswith("nothing was run or written (--plan)")
+    assert not (bench_home / "results").exists() and not (bench_home / "leaderboards").exists()

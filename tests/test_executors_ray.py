@@ -24,6 +24,8 @@ from bench.executors.ray_executor import start_local_cluster  # noqa: E402
 from bench.results import read_json  # noqa: E402
 from bench.training import predict  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a Ray cluster starts (seconds; tens of seconds on a busy machine)
+
 # The attacks below travel to the workers by value (the workers cannot import this test module).
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -30,7 +30,10 @@ __all__ = ["EXECUTORS", "RAY_INSTALL_HINT", "Executor", "ExecutorUnavailable", "
 
 
 def make_executor(name: str = "local", *, address: Optional[str] = None, **options: Any) -> Executor:
-    """The executor called ``name``; ``address`` (ray only): a cluster, else RAY_ADDRESS, else a local one."""
+    """The executor called ``name``; ``address`` (ray only): a cluster, else RAY_ADDRESS, else a local one.
+
+    ``options`` go to the Ray executor (``device``, ``num_cpus``, ``max_retries``); the local one needs none.
+    """
     check_executor(name)
     if name == "local":
         from .local import LocalExecutor

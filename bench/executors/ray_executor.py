@@ -72,7 +72,7 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: Optional[str] = None, *, num_cpus: Optional[int] = None,
+    def __init__(self, address: Optional[str] = None, *, num_cpus: Optional[int] = None, device: str = "auto",
                  max_retries: int = MAX_RETRIES, gpus_per_task: Optional[float] = None) -> None:
         self._ray = ray = _import_ray()
         self._started = False
@@ -85,7 +85,9 @@ class RayExecutor:
             self._started = True
         resources = ray.cluster_resources()
         gpus = float(resources.get("GPU", 0))
-        self.gpus_per_task = (1.0 if gpus >= 1 else 0.0) if gpus_per_task is None else float(gpus_per_task)
+        if gpus_per_task is None:  # a task with no GPU sees none (Ray empties CUDA_VISIBLE_DEVICES) and runs on CPU
+            gpus_per_task = 1.0 if gpus >= 1 and device != "cpu" else 0.0
+        self.gpus_per_task = float(gpus_per_task)
         slots = gpus / self.gpus_per_task if self.gpus_per_task else float(resources.get("CPU", 1))
         self.workers = max(1, int(slots))
         self.max_retries = int(max_retries)
