@@ -112,6 +112,8 @@ def test_a_worker_killed_mid_shard_is_retried_and_the_numbers_do_not_change(clus
     local = run_battery(plain_model, x, y, plan, records_dir=tmp_path / "local", model_id="m", indices=POINTS,
                         seed=2, batch_size=BATCH)
     assert torch.equal(remote["pgd-linf"].correct, local["pgd-linf"].correct)
+    make_executor("ray").close()  # an executor that joined a running cluster leaves it running
+    assert ray.is_initialized()
 
 
 class FailOn(Attack):
