@@ -158,7 +158,8 @@ def attack_stage(p: Prepared, loaded: LoadedModel, opts: RunOptions, eps: float,
             f"accuracy={outcome.accuracy:.3f} ({how})")
 
     outcomes = run_battery(loaded.model, x, y, plan, records_dir=p.records_dir, model_id=loaded.model_id,
-                           indices=indices, seed=p.seed, batch_size=opts.batch_size, on_outcome=report)
+                           indices=indices, seed=p.seed, batch_size=opts.batch_size, on_outcome=report,
+                           clean_correct=clean_correct)
     return summarize_battery(loaded.model, x, y, clean_correct, plan, outcomes, indices=indices, eps=eps,
                              profile=opts.profile, seed=p.seed, batch_size=opts.batch_size)
 
@@ -192,6 +193,7 @@ def run(opts: RunOptions, log: Log = print) -> dict[str, Any]:
     import shutil
 
     from .attacks.profiles import get_profile
+    from .attacks.summary import interval
     from .results import provenance
     from .schema import Summary, ThreatModelEntry
     from .training import predict
@@ -210,7 +212,8 @@ def run(opts: RunOptions, log: Log = print) -> dict[str, Any]:
     certification = certify_stage(p, loaded, x, y, opts.profile, log)
     summary = Summary(
         defense=p.defense.name, dataset=p.data.name, n_test=len(indices),
-        clean_accuracy=float(clean_correct.float().mean()), robust_accuracy=battery.robust_accuracy,
+        clean_accuracy=float(clean_correct.float().mean()), clean_accuracy_interval=interval(clean_correct),
+        robust_accuracy=battery.robust_accuracy, robust_accuracy_interval=battery.robust_interval,
         robust_accuracy_by_norm=battery.robust_by_norm, attacks=battery.attacks, sweeps=battery.sweeps,
         flags=battery.flags, battery=battery.battery, detector=battery.detector,
         certification=certification,  # sigma -> randomized-smoothing block (bench.certification)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from cli_helpers import run_cli
 
+from bench.schema import SCHEMA_VERSION
 from bench.report import build_boards, load_summaries, regeneration_diff, write_report
 from report_synthetic import COMMIT, standard_set, summary, write_results
 
@@ -111,7 +112,7 @@ def test_old_schema_and_unreadable_files_are_reported_not_fatal(written, results
     ]
     old = _board(report, "mnist5k-threat-unrecorded").rows[0]
     assert old.defense == "distillation"
-    assert "no schema version (reporter reads 1)" in old.notes
+    assert f"no schema version (reporter reads {SCHEMA_VERSION})" in old.notes
     assert "missing seconds, threat_model, model" in old.notes
     md = (out / "mnist5k-threat-unrecorded.md").read_text()
     assert "threat model not recorded" in md and "no schema version" in md

@@ -25,6 +25,7 @@ class PlanContext:
 
     seed: int = 0
     transfer_source: Optional[tuple[DefendedModel, str]] = None  # (model, id), prepared by the pipeline
+    model: Optional[DefendedModel] = None  # the attacked model: adaptive attacks apply only to what it declares
 
 
 def _pgd(p: BatteryProfile, norm: str, loss: str = "ce", steps: Optional[int] = None,

@@ -16,10 +16,11 @@ from ..data import ThreatModel
 from .base import Attack
 from .factories import PlanContext
 from .gradient import PGD
-from .profiles import get_profile
-from .registry import PGD_LINF, WHITE_BOX, attack_specs
+from .profiles import BatteryProfile, get_profile
+from .registry import PGD_LINF, PGD_LINF_MARGIN, WHITE_BOX, attack_specs
 
 HEADLINE, SWEEP = "headline", "sweep"
+SWEEP_LOSSES = ((PGD_LINF, "ce"), (PGD_LINF_MARGIN, "margin"))
 
 
 @dataclass
@@ -32,6 +33,7 @@ class PlannedAttack:
     role: str = HEADLINE
     label: Optional[str] = None
     kind: str = WHITE_BOX
+    cascade: bool = False  # run only on the points still robust after the earlier attacks at this budget
 
     @property
     def name(self) -> str:
@@ -66,7 +68,7 @@ def plan_battery(
     """The attacks run for this model, the defense's own extras, and the eps sweep."""
     p = get_profile(profile)
     eps = threat.linf if eps_linf is None else float(eps_linf)
-    context = PlanContext(seed=seed, transfer_source=transfer_source)
+    context = PlanContext(seed=seed, transfer_source=transfer_source, model=model)
     plan = []
     for spec in attack_specs():
         attack = spec.build(p, context)
@@ -74,12 +76,22 @@ def plan_battery(
             continue
         label = spec.name if spec.name != attack.name else None
         plan.append(PlannedAttack(attack, eps if spec.norm == "linf" else threat.eps(spec.norm),
-                                  n=p.subsets.get(spec.name), label=label, kind=spec.kind))
+                                  n=p.subsets.get(spec.name), label=label, kind=spec.kind, cascade=spec.cascade))
     plan += _extras(model, eps, threat)
-    sweep_eps = sorted({round(f * eps, 6) for f in p.sweep_factors} | {1.0})
-    for e in sweep_eps:
+    return plan + sweep_plan(p, eps)
+
+
+def sweep_plan(p: BatteryProfile, eps: float) -> list[PlannedAttack]:
+    """PGD with each loss the battery runs (cross-entropy and margin) at every sweep eps but the headline's.
+
+    The sweep reports the per-sample worst case over them: cross-entropy alone makes a saturated
+    softmax (defensive distillation) look robust up to large eps.
+    """
+    planned = []
+    for e in sorted({round(f * eps, 6) for f in p.sweep_factors} | {1.0}):
         if abs(e - eps) < 1e-9:
-            continue  # the headline pgd-linf outcome serves this point
-        attack = PGD(norm="linf", steps=p.pgd_steps, restarts=p.pgd_restarts, eot=p.eot)
-        plan.append(PlannedAttack(attack, e, n=p.subsets.get("sweep"), role=SWEEP, label=sweep_label(PGD_LINF, e)))
-    return plan
+            continue  # the headline outcomes serve this point
+        for name, loss in SWEEP_LOSSES:
+            attack = PGD(norm="linf", steps=p.pgd_steps, restarts=p.pgd_restarts, loss=loss, eot=p.eot)
+            planned.append(PlannedAttack(attack, e, n=p.subsets.get("sweep"), role=SWEEP, label=sweep_label(name, e)))
+    return planned

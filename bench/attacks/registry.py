@@ -49,6 +49,9 @@ class AttackSpec:
     description: str
     order: int = 1000  # position in the battery (cheap and standard attacks first)
     title: Optional[str] = None  # how tables show it, when not the name
+    # A cascade attack runs only on the points every earlier attack at its budget left robust (as
+    # AutoAttack runs its own attacks), so it can cover every such point at the cost of the robust ones.
+    cascade: bool = False
 
     def build(self, profile: Any, context: Any) -> Any:
         """The configured attack for this profile and plan context (imports the factory's module)."""

@@ -20,6 +20,7 @@ from ..data import ThreatModel
 from ..progress import progress
 from ..results import fingerprint as make_fingerprint, utc_now
 from ..schema import CertificationBlock
+from ..stats import clopper_pearson
 from .bounds import check_alpha, max_certifiable_radius
 from .profiles import PROFILES, get_profile, profile_sigmas
 from .records import format_key, merge_records, read_records, records_path, write_records
@@ -126,17 +127,21 @@ def summarize(records: pd.DataFrame, settings: CertifySettings) -> Certification
     correct = records["correct"].to_numpy() == 1
     radius = records["radius"].to_numpy()
     curve: dict[str, float] = {}
+    intervals: dict[str, list[float]] = {}
     step = 0
     while count:
         r = step * RADIUS_STEP
-        fraction = float((correct & (radius >= r)).mean())
+        certified = int((correct & (radius >= r)).sum())
+        fraction = certified / count
         curve[format_key(r)] = fraction
+        intervals[format_key(r)] = list(clopper_pearson(certified, count))
         if fraction == 0.0:
             break
         step += 1
     return CertificationBlock(
         sigma=settings.sigma,
         certified_accuracy=curve,
+        certified_accuracy_interval=intervals or None,
         average_certified_radius=float((radius * correct).mean()) if count else float("nan"),
         abstain_rate=float((records["prediction"].to_numpy() == ABSTAIN).mean()) if count else float("nan"),
         n0=settings.n0,

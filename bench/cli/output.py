@@ -19,19 +19,40 @@ def certification_lines(summary: dict[str, Any], only: Optional[tuple[float, ...
     return lines
 
 
+def _with_interval(value: Optional[float], interval: Optional[list]) -> str:
+    if value is None:
+        return "  —"
+    if not interval or interval[0] is None:
+        return f"{value:.3f}"
+    return f"{value:.3f}  [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _attack_line(name: str, a: dict[str, Any], n_test: int) -> str:
+    n = a.get("n", n_test)
+    if a.get("cascade"):
+        scope = f", cascade: {a.get('broken', 0)} broken of {n} attempted"
+    else:
+        scope = f", n={n}" if n < n_test else ""
+    label = f"{name} ({a['norm']} {format(a['eps'], 'g')}{scope})"
+    return f"  {label:<34}{_with_interval(a.get('accuracy'), a.get('interval'))}"
+
+
 def summary_table(summary: dict[str, Any]) -> str:
-    """The run's figures as a short table: clean, every attack (with its n when on a subset), worst case, flags."""
+    """The run's figures with their 95% intervals: clean, every attack (its n, or what a cascade attack
+    attempted and broke), the worst case, certification, then flags (masking evidence) and notes."""
     lines = [
         f"{summary['defense']} on {summary['dataset']} ({summary['n_test']} test points, {summary['seconds']:.1f} s)",
-        f"  {'clean accuracy':<34}{summary['clean_accuracy']:.3f}",
+        f"  {'':<34}accuracy  [95% interval]",
+        f"  {'clean accuracy':<34}{_with_interval(summary['clean_accuracy'], summary.get('clean_accuracy_interval'))}",
     ]
-    for name, a in summary["attacks"].items():
-        subset = f", n={a['n']}" if a.get("n", summary["n_test"]) < summary["n_test"] else ""
-        lines.append(f"  {name + ' (' + a['norm'] + ' ' + format(a['eps'], 'g') + subset + ')':<34}{a['accuracy']:.3f}")
-    lines.append(f"  {'robust (worst case)':<34}{summary['robust_accuracy']:.3f}")
+    lines += [_attack_line(name, a, summary["n_test"]) for name, a in summary["attacks"].items()]
+    robust = _with_interval(summary["robust_accuracy"], summary.get("robust_accuracy_interval"))
+    lines.append(f"  {'robust (worst case)':<34}{robust}")
     lines += certification_lines(summary)
     for flag in summary.get("flags", []):
-        lines.append(f"  FLAG: {flag}")
+        severity = flag.get("severity", "masking") if isinstance(flag, dict) else "masking"
+        message = flag.get("message", "") if isinstance(flag, dict) else str(flag)
+        lines.append(f"  {'FLAG' if severity == 'masking' else 'NOTE'}: {message}")
     run = summary.get("provenance", {}).get("run_id")
     if run:
         lines.append(f"  results: {run}/summary.json")

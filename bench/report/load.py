@@ -155,8 +155,8 @@ def parse_summary(raw: Any, path: str) -> tuple[Optional[Run], Optional[str]]:
     first: list[str] = []
     if version is None:
         first.append(f"no schema version (reporter reads {SCHEMA_VERSION})")
-    elif version != SCHEMA_VERSION:
-        first.append(f"schema version {version} (reporter reads {SCHEMA_VERSION})")
+    elif version > SCHEMA_VERSION:  # older versions are read as they are; a newer one may mean more than shown
+        first.append(f"schema version {version} is newer than this reporter's ({SCHEMA_VERSION})")
     missing = [k for k in EXPECTED_KEYS if k not in raw]
     if missing:
         first.append("missing " + ", ".join(missing))
@@ -175,7 +175,7 @@ def parse_summary(raw: Any, path: str) -> tuple[Optional[Run], Optional[str]]:
         attacks=attacks,
         sweeps=_sweeps(summary.sweeps, attacks),
         certification=_certification(summary.certification),
-        flags=list(summary.flags or []),
+        flags=[flag.message for flag in summary.flags or [] if flag.severity == "masking"],
         seconds=summary.seconds,
         train_seconds=model.train_seconds,
         model_reused=model.reused,

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: intervals, attempted/broken, flags with severity, the worst-case eps sweep
 
 
 def _optional(default: Any = None) -> Any:
@@ -47,14 +47,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
+Interval = list  # [low, high]: a 95% Clopper-Pearson interval of the accuracy beside it
+
+
+@dataclass
+class Flag(_Record):
+    """One evaluation warning: which check raised it, how serious, and the sentence with its evidence.
+
+    ``masking``: evidence that the robust accuracy may reflect hidden gradients or a failed
+    evaluation (the row is marked); ``note``: worth knowing, within noise or not affecting the
+    headline figure.
+    """
+
+    check: str
+    severity: str  # "masking" or "note"
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass
 class AttackEntry(_Record):
-    """One attack at one budget: its accuracy on the ``n`` points it covered."""
+    """One attack at one budget: its accuracy on the ``n`` points it covered.
+
+    ``attempted``: points the attack ran on (cascade attacks run only on points every earlier
+    attack at the headline budget left robust); ``broken``: clean-correct points among them it
+    turned into (undetected) errors.
+    """
 
     norm: Optional[str]
     eps: Optional[float]
     accuracy: Optional[float]
     n: Optional[int] = None
+    interval: Optional[Interval] = _optional()
+    attempted: Optional[int] = _optional()
+    broken: Optional[int] = _optional()
+    cascade: Optional[bool] = _optional()
     kind: Optional[str] = _optional()
     seconds: Optional[float] = _optional()
     params: Optional[dict[str, Any]] = _optional()
@@ -75,6 +105,8 @@ class SweepEntry(_Record):
     accuracy: list[float]
     n: Optional[int] = _optional()
     params: Optional[dict[str, Any]] = _optional()
+    interval: Optional[list[Interval]] = _optional()
+    attacks: Optional[list[str]] = _optional()  # the per-sample worst case over these attacks at each eps
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,6 +118,7 @@ class CertificationBlock(_Record):
     certified_accuracy: dict[str, float]
     average_certified_radius: Optional[float] = None
     abstain_rate: Optional[float] = None
+    certified_accuracy_interval: Optional[dict[str, Interval]] = _optional()
     n0: Optional[int] = _optional()
     n: Optional[int] = _optional()
     alpha: Optional[float] = _optional()
@@ -130,11 +163,13 @@ class Summary(_Record):
     dataset: str
     n_test: Optional[int] = _optional()
     clean_accuracy: Optional[float] = _optional()
+    clean_accuracy_interval: Optional[Interval] = _optional()
     robust_accuracy: Optional[float] = _optional()
+    robust_accuracy_interval: Optional[Interval] = _optional()
     robust_accuracy_by_norm: Optional[dict[str, dict[str, Any]]] = _optional()
     attacks: Optional[dict[str, AttackEntry]] = _optional()
     sweeps: Optional[dict[str, SweepEntry]] = _optional()
-    flags: Optional[list[str]] = _optional()
+    flags: Optional[list[Flag]] = _optional()
     battery: Optional[dict[str, Any]] = _optional()
     detector: Optional[dict[str, Any]] = None  # the detector's clean false-positive rate; null without one
     certification: Optional[dict[str, CertificationBlock]] = _optional()
