@@ -38,7 +38,6 @@ def _board(report, slug):
 
 def _table(text: str) -> list[list[str]]:
     """The first Markdown table of a page, as stripped cells (header first, alignment row dropped)."""
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
     block = []
     for line in text.splitlines():
         if line.startswith("|"):
@@ -46,7 +45,7 @@ def _table(text: str) -> list[list[str]]:
         elif block:
             break
     rows = [re.split(r"(?<!\\) \| ", line.strip().strip("|").strip()) for line in block if not line.startswith("|--")]
-    assert lines, "no table"
+    assert rows, "no table"
     return [[c.strip() for c in row] for row in rows]
 
 

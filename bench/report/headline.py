@@ -150,7 +150,3 @@ def number_columns(rows: list[Run], threat: ThreatKey) -> list[Column]:
                            "model from its Lipschitz bound (0 where wrong)", _deterministic))
     assert len(cols) + 3 <= MAX_COLUMNS
     return cols
-
-
-def flag_count(row: Run) -> int:
-    return len(row.flags)
