@@ -43,6 +43,7 @@ class RunOptions:
     batch_size: int = 500
     home: Optional[Path] = None
     profile: str = "quick"  # quick: minutes on 2 CPU cores; full: paper settings
+    attacks: Optional[tuple[str, ...]] = None  # run only these attacks (None: the whole battery)
 
 
 def run_id(defense: str, dataset: str, hash_: str, seed: int) -> str:
@@ -53,7 +54,7 @@ def run_id(defense: str, dataset: str, hash_: str, seed: int) -> str:
 class Prepared:
     """The first stage's output: the bound defense, the data, where results and models go."""
 
-    defense: Defense
+    defense: Optional[Defense]  # None: a model that did not come from the registry (bench.evaluate)
     data: Dataset
     device: torch.device
     home: Path
@@ -127,7 +128,8 @@ def source_config(defense: str, config: dict[str, Any], run_seed: int) -> dict[s
 def load_transfer_source(p: Prepared, log: Log) -> tuple[Any, str]:
     """The independently trained plain model the transfer attack crafts on (from the zoo); (model, id)."""
     log("transfer source: loading or training an independent plain model")
-    source = create_defense(TRANSFER_SOURCE, **source_config(p.defense.name, p.defense.config_dict(), p.seed))
+    name, config = (p.defense.name, p.defense.config_dict()) if p.defense is not None else ("", {})
+    source = create_defense(TRANSFER_SOURCE, **source_config(name, config, p.seed))
     entry = ModelZoo(p.home / "models").get_or_fit(source, p.data.to(p.device), p.device)
     model = fast_layout(entry.model).eval()
     for param in model.parameters():
@@ -142,15 +144,20 @@ def evaluation_points(p: Prepared, n_test: Optional[int]) -> tuple[torch.Tensor,
 
 
 def attack_stage(p: Prepared, loaded: LoadedModel, opts: RunOptions, eps: float, clean_correct: torch.Tensor,
-                 log: Log) -> Any:
-    """Plan the battery, run it (resuming from records), and summarise it; returns the BatteryReport."""
+                 log: Log, transfer_source: Any = "registry") -> Any:
+    """Plan the battery (``opts.attacks`` of it), run it resuming from records, summarise it (a BatteryReport).
+    ``transfer_source``: (model, id), None to skip transfer, or "registry": the plain model on the dataset."""
     from .attacks.execute import run_battery
-    from .attacks.plan import plan_battery
+    from .attacks.plan import plan_battery, select_attacks
+    from .attacks.registry import TRANSFER_ATTACK
     from .attacks.summary import summarize_battery
 
     x, y, indices = evaluation_points(p, opts.n_test)
-    plan = plan_battery(loaded.model, p.data.threat, eps, opts.profile,
-                        transfer_source=load_transfer_source(p, log), seed=p.seed)
+    if isinstance(transfer_source, str):
+        wanted = opts.attacks is None or TRANSFER_ATTACK in opts.attacks
+        transfer_source = load_transfer_source(p, log) if wanted else None
+    plan = plan_battery(loaded.model, p.data.threat, eps, opts.profile, transfer_source=transfer_source, seed=p.seed)
+    plan = select_attacks(plan, opts.attacks)
 
     def report(outcome: Any, reused: bool) -> None:
         how = "reused from records" if reused else f"{outcome.seconds:.1f} s"
@@ -193,9 +200,6 @@ def run(opts: RunOptions, log: Log = print) -> dict[str, Any]:
     import shutil
 
     from .attacks.profiles import get_profile
-    from .attacks.summary import interval
-    from .results import provenance
-    from .schema import Summary, ThreatModelEntry
     from .training import predict
 
     get_profile(opts.profile)  # an unknown profile fails before any training
@@ -210,8 +214,23 @@ def run(opts: RunOptions, log: Log = print) -> dict[str, Any]:
     clean_correct = predict(loaded.model, x, opts.batch_size) == y.cpu()
     battery = attack_stage(p, loaded, opts, eps, clean_correct, log)
     certification = certify_stage(p, loaded, x, y, opts.profile, log)
-    summary = Summary(
-        defense=p.defense.name, dataset=p.data.name, n_test=len(indices),
+    summary = run_summary(p, loaded, name=p.defense.name, config=p.defense.config_dict(), eps=eps, profile=opts.profile,
+                          clean_correct=clean_correct, battery=battery, certification=certification)
+    write_run(p, summary, clean_correct, battery, y, indices)
+    return summary.to_dict()
+
+
+def run_summary(p: Prepared, loaded: LoadedModel, *, name: str, config: dict[str, Any], eps: float, profile: str,
+                clean_correct: torch.Tensor, battery: Any, certification: Optional[dict[str, Any]],
+                notes: Optional[list[str]] = None) -> Any:
+    """The run's ``Summary`` from the stages' outputs (registry defenses and `bench.evaluate` alike)."""
+    from .attacks.summary import interval
+    from .results import provenance
+    from .schema import Summary, ThreatModelEntry
+
+    threat = p.data.threat
+    return Summary(
+        defense=name, dataset=p.data.name, n_test=len(clean_correct),
         clean_accuracy=float(clean_correct.float().mean()), clean_accuracy_interval=interval(clean_correct),
         robust_accuracy=battery.robust_accuracy, robust_accuracy_interval=battery.robust_interval,
         robust_accuracy_by_norm=battery.robust_by_norm, attacks=battery.attacks, sweeps=battery.sweeps,
@@ -219,12 +238,10 @@ def run(opts: RunOptions, log: Log = print) -> dict[str, Any]:
         certification=certification,  # sigma -> randomized-smoothing block (bench.certification)
         seconds=round(time.perf_counter() - p.started, 3),
         threat_model=ThreatModelEntry(norm="linf", eps=eps, l2_eps=threat.l2, sigma=threat.sigma),
-        config=p.defense.config_dict(), surface=loaded.model.describe_surface(), model=loaded.entry,
-        profile=opts.profile,
+        config=config, surface=loaded.model.describe_surface(), model=loaded.entry,
+        profile=profile, notes=notes or None,
         provenance=provenance(p.seed, p.hash, device=str(p.device), run_id=p.out.name),
     )
-    write_run(p, summary, clean_correct, battery, y, indices)
-    return summary.to_dict()
 
 
 @dataclass

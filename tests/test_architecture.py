@@ -24,7 +24,7 @@ LAYERS = [
      "bench.perturbation"},
     {"bench.defenses", "bench.zoo"},
     {"bench.attacks", "bench.certification"},
-    {"bench.pipeline", "bench.validate", "bench.contract_checks"},
+    {"bench.pipeline", "bench.validate", "bench.contract_checks", "bench.api"},
     {"bench.report"},
     {"bench.cli", "bench.__main__", "bench"},
 ]

@@ -9,7 +9,7 @@ detector-aware objective; see ``surface.py``); the plan only chooses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from ..contract import DefendedModel
 from ..data import ThreatModel
@@ -95,3 +95,16 @@ def sweep_plan(p: BatteryProfile, eps: float) -> list[PlannedAttack]:
             attack = PGD(norm="linf", steps=p.pgd_steps, restarts=p.pgd_restarts, loss=loss, eot=p.eot)
             planned.append(PlannedAttack(attack, e, n=p.subsets.get("sweep"), role=SWEEP, label=sweep_label(name, e)))
     return planned
+
+
+def select_attacks(plan: list[PlannedAttack], names: Optional[Sequence[str]]) -> list[PlannedAttack]:
+    """The planned attacks named in ``names`` (the sweep's PGD at other eps goes with pgd-linf and
+    pgd-linf-margin); the whole plan when None."""
+    if names is None:
+        return plan
+    known = sorted({pl.name for pl in plan if pl.role != SWEEP})
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(f"unknown attack(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                         f"valid choices: {', '.join(known)}")
+    return [pl for pl in plan if (pl.name in names if pl.role != SWEEP else pl.attack.name in names)]

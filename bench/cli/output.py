@@ -5,13 +5,18 @@ from typing import Any, Optional
 
 
 def certification_lines(summary: dict[str, Any], only: Optional[tuple[float, ...]] = None) -> list[str]:
-    """One line per sigma: certified accuracy at r = 0, 0.25, 0.5, 1.0 and the average certified radius."""
+    """One line per sigma: certified accuracy at the measured radii up to the largest certifiable one, and the ACR.
+
+    Radii beyond ``max_certifiable_radius`` are not shown: nothing can be certified there at this sample size,
+    so a 0 there is the sample size speaking, not the model."""
     lines = []
     for key, block in sorted((summary.get("certification") or {}).items(), key=lambda kv: float(kv[0])):
         if only is not None and float(key) not in only:
             continue
-        curve = block.get("certified_accuracy", {})
-        at = "  ".join(f"r={r}:{curve.get(r, 0.0):.3f}" for r in ("0.0", "0.25", "0.5", "1.0"))
+        cap = block.get("max_certifiable_radius")
+        curve = sorted((float(r), v) for r, v in (block.get("certified_accuracy") or {}).items()
+                       if cap is None or float(r) <= cap + 1e-9)
+        at = "  ".join(f"r={r:g}:{v:.3f}" for r, v in curve) + (f"  (max certifiable r={cap:.3f})" if cap else "")
         lines.append(
             f"  {'certified (sigma ' + key + ')':<34}{at}  ACR={block.get('average_certified_radius', 0.0):.3f}"
             f"  abstain={block.get('abstain_rate', 0.0):.3f}  (n={block.get('n')}, {block.get('n_test')} points)"

@@ -152,6 +152,7 @@ class ModelEntry(_Record):
     sha256: Optional[str] = None
     reused: Optional[bool] = None
     train_seconds: Optional[float] = None
+    source: Optional[str] = _optional()  # a model not from the registry: where it came from (bench.evaluate)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -180,4 +181,5 @@ class Summary(_Record):
     model: Optional[ModelEntry] = _optional()
     profile: Optional[str] = _optional()
     provenance: Optional[dict[str, Any]] = _optional()
+    notes: Optional[list[str]] = _optional()  # what the run skipped or changed, and why
     extra: dict[str, Any] = field(default_factory=dict)

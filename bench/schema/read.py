@@ -155,6 +155,7 @@ def read_summary(raw: Any) -> tuple[Optional[Summary], list[str], Optional[str]]
     own, extra = _known(Summary, raw)
     model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
     flags = raw.get("flags", [])
+    run_notes = raw.get("notes")
     own["attacks"] = _read_map(raw.get("attacks"), notes, "attacks", read_attack)
     own["threat_model"] = _read_threat(raw.get("threat_model"), notes)
     own["sweeps"] = _read_map(raw.get("sweeps"), notes, "sweeps", read_sweep)
@@ -168,7 +169,8 @@ def read_summary(raw: Any) -> tuple[Optional[Summary], list[str], Optional[str]]
         flags=[read_flag(f) for f in flags] if isinstance(flags, list) else [read_flag(flags)],
         model=ModelEntry(text(model.get("card")), text(model.get("sha256")),
                          model.get("reused") if isinstance(model.get("reused"), bool) else None,
-                         number(model.get("train_seconds"))),
+                         number(model.get("train_seconds")), text(model.get("source"))),
         provenance=raw.get("provenance") if isinstance(raw.get("provenance"), dict) else {},
+        notes=[str(n) for n in run_notes] if isinstance(run_notes, list) else None if run_notes is None else [str(run_notes)],
     )
     return Summary(**own, extra=extra), notes, None
