@@ -24,7 +24,7 @@ LAYERS = [
      "bench.perturbation"},
     {"bench.defenses", "bench.zoo"},
     {"bench.attacks", "bench.certification"},
-    {"bench.pipeline", "bench.validate", "bench.contract_checks"},
+    {"bench.pipeline", "bench.validate", "bench.contract_checks", "bench.sweep"},
     {"bench.report"},
     {"bench.cli", "bench.__main__", "bench"},
 ]
@@ -130,7 +130,8 @@ def test_import_bench_and_the_reporter_load_no_torch():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["defenses"], ["attacks"], ["run", "--help"], ["report", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["defenses"], ["attacks"], ["run", "--help"], ["report", "--help"],
+                                  ["sweep", "--help"]])
 def test_light_commands_load_no_torch(argv):
     result = _python("import sys\nfrom bench.cli import cli\n"
                      f"try:\n    cli({argv!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
