@@ -43,7 +43,12 @@ class Metric:
     key: str
     label: str
     test: str  # "mcnemar", "wilcoxon" or "" (not tested per sample)
-    unit: str = "accuracy"  # accuracy, norm or radius: how values are written
+    unit: str = "accuracy"  # accuracy, norm or radius
+    short: str = ""  # the headline table's column (the label when empty)
+
+    @property
+    def column(self) -> str:
+        return self.short or self.label
 
 
 def metrics_for(cells: Sequence[CellData]) -> list[Metric]:
@@ -51,14 +56,14 @@ def metrics_for(cells: Sequence[CellData]) -> list[Metric]:
     headline = next((c.headline_eps for c in cells if c.headline_eps is not None), None)
     eps = sorted({e for c in cells for e, _ in c.sweep if e > 0 and (headline is None or e <= headline + 1e-9)})
     return [
-        Metric("clean", "clean accuracy", "mcnemar"),
-        Metric("fgsm", "FGSM accuracy", "mcnemar"),
-        *[Metric(eps_key(e), f"robust accuracy at eps {e:g}", "mcnemar") for e in eps],
-        Metric("robust", "robust accuracy (worst case of the battery)", "mcnemar"),
-        Metric("cw-l2", "C&W-L2 mean L2 of successful attacks", "wilcoxon", "norm"),
-        Metric("fmn-l2", "median minimal L2 (FMN)", "wilcoxon", "norm"),
-        Metric("fmn-linf", "median minimal L-inf (FMN)", "wilcoxon", "norm"),
-        Metric("acr", "certified ACR", "", "radius"),
+        Metric("clean", "clean accuracy", "mcnemar", short="clean"),
+        Metric("fgsm", "FGSM accuracy", "mcnemar", short="FGSM"),
+        *[Metric(eps_key(e), f"robust accuracy at eps {e:g}", "mcnemar", short=f"eps {e:g}") for e in eps],
+        Metric("robust", "robust accuracy (worst case of the battery)", "mcnemar", short="battery worst case"),
+        Metric("cw-l2", "C&W-L2 mean L2 of successful attacks", "wilcoxon", "norm", "C&W-L2 mean L2"),
+        Metric("fmn-l2", "median minimal L2 (FMN)", "wilcoxon", "norm", "FMN median L2"),
+        Metric("fmn-linf", "median minimal L-inf (FMN)", "wilcoxon", "norm", "FMN median L-inf"),
+        Metric("acr", "certified ACR (randomized smoothing)", "", "radius", "ACR"),
     ]
 
 

@@ -36,6 +36,7 @@ class CellData:
     outcomes: dict[str, dict[int, bool]] = field(default_factory=dict)  # metric key -> test index -> correct/robust
     norms: dict[str, dict[int, float]] = field(default_factory=dict)  # attack -> index -> norm (clean-correct points)
     notes: list[str] = field(default_factory=list)
+    sigma: Optional[float] = None  # the smoothing noise the ACR is at
 
 
 def eps_key(eps: float) -> str:
@@ -141,7 +142,8 @@ def load_cell(out: Path) -> CellData:
         summary = json.load(handle)
     values, sweep = summary_values(summary)
     headline = number((summary.get("threat_model") or {}).get("eps"))
-    data = CellData(out=out, headline_eps=headline, values=values, sweep=sweep)
+    data = CellData(out=out, headline_eps=headline, values=values, sweep=sweep,
+                    sigma=number((summary.get("threat_model") or {}).get("sigma")))
     if not sweep:
         data.notes.append(f"no '{WORST_CASE}' sweep in its summary (an older schema?)")
     if (out / "per_sample.csv").exists():

@@ -54,7 +54,7 @@ def _point(point: tuple) -> str:
 
 
 def headline_table(groups: Sequence[Group], metrics: Sequence[Metric], keys: Sequence[str]) -> Table:
-    header = ("method", *keys, "seeds", *(m.label for m in metrics))
+    header = ("method", *keys, "seeds", *(m.column for m in metrics))
     rows = tuple((g.defense, *(dict(g.point)[k] for k in keys), str(len(g.seeds)),
                   *(stat_text(g.stats[m.key], len(g.seeds)) for m in metrics)) for g in groups)
     return Table(header, rows, (False,) * (len(keys) + 1) + (True,) * (len(metrics) + 1))
@@ -92,7 +92,8 @@ def conclusions(tests: Sequence[PairedTest], groups: Sequence[Group], m: int) ->
             f"At {_point(t.point)}, **{winner}** beats {loser} on {t.metric.label}: "
             f"{stat_text(w.stats[t.metric.key], len(w.seeds))} vs {stat_text(lo.stats[t.metric.key], len(lo.seeds))} "
             f"(mean ± sd over seeds); {wins[0]} vs {wins[1]} {unit} over {t.seeds} seeds, {seeds} of {t.seeds} seeds "
-            f"in the same direction; Holm-adjusted {p_clause(t.p_holm)} ({m} tests).")
+            f"in the same direction; Holm-adjusted {p_clause(t.p_holm)} ({m} tests)."
+            + ("" if seeds == t.seeds else " Not every seed agrees: the difference may not hold across training runs."))
     if not found and m == 0:
         found.append("No paired test was possible (one method, or no paired points): nothing is concluded.")
     elif not found:
@@ -112,12 +113,16 @@ class Experiment:
 
 def method_paragraph(spec: SweepSpec, s: Settings, groups: Sequence[Group], total: int, m: int) -> str:
     headline = next((c.headline_eps for g in groups for c in g.cells if c.headline_eps is not None), None)
+    sigma = next((c.sigma for g in groups for c in g.cells if c.sigma is not None), None)
     return (
         f"{len(spec.cells)} runs: {len(spec.defenses)} method(s) x {len(spec.points)} setting(s) x "
         f"{len(spec.seeds)} training seed(s) (seeds {', '.join(map(str, spec.seeds))}), each an ordinary `bench run` "
         f"on `{s.dataset}` with the `{s.profile}` battery on {'all' if s.n_test is None else f'the first {s.n_test}'} "
         f"test points, headline L-inf eps {fmt(headline) if headline is not None else DASH}. "
-        "Table cells are mean ± sample standard deviation over the seeds. Robust accuracy at each eps is the "
+        "Table cells are mean ± sample standard deviation over the seeds. Columns: clean and FGSM accuracy; "
+        "robust accuracy at each eps (`eps ...`); the battery's worst case; C&W-L2's mean L2 of successful attacks; "
+        "FMN's median minimal L2 and L-inf perturbations; the average certified radius (ACR) of randomized "
+        f"smoothing at sigma {fmt(sigma) if sigma is not None else DASH}. Robust accuracy at each eps is the "
         "worst case of PGD with cross-entropy and margin losses on the sweep's seeded subset of the points; the "
         "worst case of the battery is every L-inf attack at the headline eps. Median minimal perturbations "
         "(FMN) are over clean-correct points, counting 'not found' as infinite; C&W-L2 is the mean L2 of its "
@@ -127,7 +132,9 @@ def method_paragraph(spec: SweepSpec, s: Settings, groups: Sequence[Group], tota
         f"perturbations (points both classify correctly and both attacks broke). Of the {total} comparisons, "
         f"{m} had a discordant point or a differing pair and were tested (the others cannot reject anything); "
         f"these {m} form one family corrected with Holm's method, and a conclusion is stated only where the "
-        f"corrected p < {ALPHA:g}.")
+        f"corrected p < {ALPHA:g}. The tests' unit is the test point: they show that the trained models "
+        "differ on these points; whether a difference holds across training runs is shown by how many seeds "
+        "agree in direction, and by the spread in the table.")
 
 
 def build_experiment(spec: SweepSpec, runs: Sequence[CellRun], s: Settings, command: str) -> Experiment:
