@@ -125,7 +125,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_import_bench_and_the_reporter_load_no_torch():
-    result = _python("import sys, bench, bench.report, bench.schema.read, bench.attacks.registry\n"
+    result = _python("import sys, bench, bench.report, bench.schema.read, bench.attacks.registry, bench.sweep.page\n"
                      "assert 'torch' not in sys.modules, 'torch was imported'")
     assert result.returncode == 0, result.stderr
 

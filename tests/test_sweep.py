@@ -234,3 +234,17 @@ def test_bench_sweep_end_to_end_resumes_after_an_interrupt(monkeypatch, capsys, 
     assert md.count("| beta=1e-3 | vib vs tight_vib |") == 10  # every per-sample metric compared
     board = (bench_home / "leaderboards" / "mnist5k.md").read_text()
     assert "| vib |" in board and "| tight_vib |" in board  # the cells are ordinary runs: bench report lists them
+
+
+def test_a_conclusion_says_when_not_every_seed_agrees():
+    from bench.sweep.page import conclusions
+
+    metric = Metric("robust", "robust accuracy", "mcnemar")
+    point = (("beta", "1e-3"),)
+    groups = [Group(d, point, [0, 1, 2], [], {"robust": Stat((0.5, 0.6, 0.7))}) for d in ("vib", "tight_vib")]
+    agreed = PairedTest(point, "vib", "tight_vib", metric, 300, 3, 40, 3, 0, 3, 1e-6, 1e-5)
+    split = PairedTest(point, "vib", "tight_vib", metric, 300, 3, 40, 3, 1, 2, 1e-6, 1e-5)
+    weak = PairedTest(point, "vib", "tight_vib", metric, 300, 3, 9, 3, 0, 3, 0.01, 0.2)
+    assert "Not every seed" not in conclusions([agreed], groups, 1)[0]
+    assert "2 of 3 seeds" in conclusions([split], groups, 1)[0] and "Not every seed" in conclusions([split], groups, 1)[0]
+    assert conclusions([weak], groups, 1)[0].startswith("No difference")  # p = 0.01 but 0.2 after Holm
