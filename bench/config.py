@@ -14,6 +14,7 @@ No torch here: the CLI imports this to parse ``--config KEY=VALUE``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import typing
 from dataclasses import dataclass, field
@@ -107,6 +108,27 @@ def _problem(value: Any, f: dataclasses.Field, kind: Optional[type], optional: b
         or ("gt" in bounds and value <= bounds["gt"])
         or ("lt" in bounds and value >= bounds["lt"])
     )
+
+
+def coerce(value: str, kind: Optional[type]) -> Any:
+    """Parse VALUE of --config KEY=VALUE by the config field's type (JSON, else text, when untyped)."""
+    text = value.strip()
+    if text.lower() in ("none", "null"):
+        return None
+    if kind is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if kind in (int, float):
+        return kind(text)
+    if kind is str:
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def validate_config(config: Any, owner: str = "") -> Any:

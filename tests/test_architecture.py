@@ -24,7 +24,7 @@ LAYERS = [
      "bench.perturbation"},
     {"bench.defenses", "bench.zoo"},
     {"bench.attacks", "bench.certification"},
-    {"bench.pipeline", "bench.validate", "bench.contract_checks", "bench.api"},
+    {"bench.pipeline", "bench.validate", "bench.contract_checks", "bench.api", "bench.sweep"},
     {"bench.report"},
     {"bench.cli", "bench.__main__", "bench"},
 ]
@@ -125,12 +125,13 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_import_bench_and_the_reporter_load_no_torch():
-    result = _python("import sys, bench, bench.report, bench.schema.read, bench.attacks.registry\n"
+    result = _python("import sys, bench, bench.report, bench.schema.read, bench.attacks.registry, bench.sweep.page\n"
                      "assert 'torch' not in sys.modules, 'torch was imported'")
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["defenses"], ["attacks"], ["run", "--help"], ["report", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["defenses"], ["attacks"], ["run", "--help"], ["report", "--help"],
+                                  ["sweep", "--help"]])
 def test_light_commands_load_no_torch(argv):
     result = _python("import sys\nfrom bench.cli import cli\n"
                      f"try:\n    cli({argv!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"

@@ -20,6 +20,7 @@ COMMANDS = {
     "defenses": "bench.cli.defenses:defenses",
     "report": "bench.cli.report:report",
     "run": "bench.cli.run:run",
+    "sweep": "bench.cli.sweep:sweep",
     "validate": "bench.cli.validate:validate",
 }
 

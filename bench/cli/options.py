@@ -7,14 +7,13 @@ names up in light tables (registries, profiles, datasets).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import click
 
-from ..config import MAX_SEED, field_kinds
+from ..config import MAX_SEED, coerce, field_kinds
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -128,27 +127,6 @@ def check_count(ctx: click.Context, param: click.Parameter, value: Optional[str]
     return count
 
 
-def coerce(value: str, kind: Optional[type]) -> Any:
-    """Parse VALUE of --config KEY=VALUE by the config field's type (JSON, else text, when untyped)."""
-    text = value.strip()
-    if text.lower() in ("none", "null"):
-        return None
-    if kind is bool:
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        raise ValueError(f"expected true or false, got {value!r}")
-    if kind in (int, float):
-        return kind(text)
-    if kind is str:
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def parse_config(defense: str, items: tuple[str, ...]) -> dict[str, Any]:
     """``--config KEY=VALUE`` items as typed overrides of the defense's config dataclass."""
     from ..registry import get_spec
@@ -188,6 +166,11 @@ config_option = _option("--config", "config_items", multiple=True, metavar="KEY=
                         help="Defense config override (repeatable).")
 data_dir_option = _option("--data-dir", type=click.Path(path_type=Path), default=None,
                           help="Where torchvision datasets live.")
+eps_option = _option("--eps", default=None, callback=check_eps, help="Headline L-inf eps [default: the dataset's].")
+n_test_option = _option("--n-test", type=click.IntRange(min=1), default=None,
+                        help="Evaluate on the first N test points only.")
+profile_option = _option("--profile", default="quick", show_default=True, callback=check_profile,
+                         help="quick (minutes on a CPU) or full (paper settings).")
 retrain_option = _option("--retrain", is_flag=True, help="Train even if the model zoo has this model.")
 
 

@@ -7,8 +7,8 @@ from typing import Optional
 import click
 
 from .options import (
-    BenchUsageError, check_defense, check_eps, check_profile, config_option, data_dir_option, dataset_option,
-    device_option, echo_err, out_option, parse_config, retrain_option, seed_option,
+    BenchUsageError, check_defense, config_option, data_dir_option, dataset_option, device_option, echo_err,
+    eps_option, n_test_option, out_option, parse_config, profile_option, retrain_option, seed_option,
 )
 
 
@@ -27,12 +27,11 @@ def _check_defense(ctx: click.Context, param: click.Parameter, value: Optional[s
 @out_option
 @seed_option
 @device_option
-@click.option("--eps", default=None, callback=check_eps, help="Headline L-inf eps [default: the dataset's].")
+@eps_option
 @config_option
 @data_dir_option
-@click.option("--n-test", type=click.IntRange(min=1), default=None, help="Evaluate on the first N test points only.")
-@click.option("--profile", default="quick", show_default=True, callback=check_profile,
-              help="quick (minutes on a CPU) or full (paper settings).")
+@n_test_option
+@profile_option
 @retrain_option
 def run(defense: Optional[str], model_spec: Optional[str], weights: Optional[Path], dataset: str, out: Optional[Path],
         seed: int, device: str, eps: Optional[float], config_items: tuple[str, ...], data_dir: Optional[Path],
