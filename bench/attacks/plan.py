@@ -9,7 +9,7 @@ detector-aware objective; see ``surface.py``); the plan only chooses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Collection, Optional
 
 from ..contract import DefendedModel
 from ..data import ThreatModel
@@ -62,20 +62,30 @@ def plan_battery(
     *,
     transfer_source: Optional[tuple[DefendedModel, str]] = None,
     seed: int = 0,
+    only: Optional[Collection[str]] = None,
 ) -> list[PlannedAttack]:
-    """The attacks run for this model, the defense's own extras, and the eps sweep."""
+    """The attacks run for this model, the defense's own extras, and the eps sweep.
+
+    ``only`` (registry names, plus ``"extras"`` for the defense's own attacks
+    and ``"sweep"`` for the pgd-linf eps sweep) keeps just those; None keeps all.
+    """
     p = get_profile(profile)
     eps = threat.linf if eps_linf is None else float(eps_linf)
     context = PlanContext(seed=seed, transfer_source=transfer_source)
     plan = []
     for spec in attack_specs():
+        if only is not None and spec.name not in only:
+            continue
         attack = spec.build(p, context)
         if attack is None:
             continue
         label = spec.name if spec.name != attack.name else None
         plan.append(PlannedAttack(attack, eps if spec.norm == "linf" else threat.eps(spec.norm),
                                   n=p.subsets.get(spec.name), label=label, kind=spec.kind))
-    plan += _extras(model, eps, threat)
+    if only is None or "extras" in only:
+        plan += _extras(model, eps, threat)
+    if only is not None and "sweep" not in only:
+        return plan
     sweep_eps = sorted({round(f * eps, 6) for f in p.sweep_factors} | {1.0})
     for e in sweep_eps:
         if abs(e - eps) < 1e-9:

@@ -19,8 +19,9 @@ def certification_lines(summary: dict[str, Any], only: Optional[tuple[float, ...
     return lines
 
 
-def summary_table(summary: dict[str, Any]) -> str:
-    """The run's figures as a short table: clean, every attack (with its n when on a subset), worst case, flags."""
+def summary_table(summary: dict[str, Any], results: Optional[str] = None) -> str:
+    """The run's figures as a short table: clean, every attack (with its n when on a subset), worst case, flags,
+    and where the summary is (``results``, a path the user can paste; else the run id)."""
     lines = [
         f"{summary['defense']} on {summary['dataset']} ({summary['n_test']} test points, {summary['seconds']:.1f} s)",
         f"  {'clean accuracy':<34}{summary['clean_accuracy']:.3f}",
@@ -33,6 +34,6 @@ def summary_table(summary: dict[str, Any]) -> str:
     for flag in summary.get("flags", []):
         lines.append(f"  FLAG: {flag}")
     run = summary.get("provenance", {}).get("run_id")
-    if run:
-        lines.append(f"  results: {run}/summary.json")
+    if results or run:
+        lines.append(f"  results: {results or run + '/summary.json'}")
     return "\n".join(lines)

@@ -143,8 +143,22 @@ def to_csv(board: Board) -> str:
     return to_frame(board).to_csv(index=False, lineterminator="\n")
 
 
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")  # where Markdown would start raw HTML or an autolink
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text from a summary as one Markdown table cell: no raw HTML (``<script>`` shows as text), no cell breaks.
+
+    Only a ``<`` that could open a tag, comment or autolink is escaped, so
+    ordinary text such as "<= 0.02" is written as it is.
+    """
+    text = _HTML_START.sub("&lt;", text)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
+
+
+def _md_code(text: str) -> str:
+    """Text from a summary as an inline code span (a backtick in it would end the span early)."""
+    return "`" + text.replace("`", "'").replace("\n", " ") + "`"
 
 
 def markdown_table(board: Board) -> str:
@@ -168,7 +182,7 @@ def markdown_table(board: Board) -> str:
 def markdown_page(board: Board, plot_files: list[tuple[str, str]], siblings: list[Board]) -> str:
     """``<slug>.md``: heading, how to read it, the table, flags in full, notes and links to the plots."""
     lines = [
-        f"# Leaderboard: {board.dataset} ({board.threat.label()})",
+        f"# Leaderboard: {_md_cell(board.dataset)} ({board.threat.label()})",
         "",
         "Accuracies are fractions of the evaluated test points; robust = per-sample worst case over every attack "
         "at the headline budget. ⚠ marks defenses the evaluation flagged (e.g. gradient masking): their robust "
@@ -178,18 +192,18 @@ def markdown_page(board: Board, plot_files: list[tuple[str, str]], siblings: lis
     others = [b for b in siblings if b.dataset == board.dataset and b.slug != board.slug]
     if others:
         links = ", ".join(f"[{b.threat.label()}]({b.slug}.md)" for b in others)
-        lines += ["", f"Other threat models for {board.dataset} (separate tables, never mixed): {links}."]
+        lines += ["", f"Other threat models for {_md_cell(board.dataset)} (separate tables, never mixed): {links}."]
     lines += ["", markdown_table(board).rstrip("\n")]
     flagged = [r for r in board.rows if r.flags]
     if flagged:
         lines += ["", "## Flags", ""]
-        lines += [f"- ⚠ **{r.defense}** (`{r.run}`): " + _md_cell("; ".join(r.flags)) for r in flagged]
+        lines += [f"- ⚠ **{_md_cell(r.defense)}** ({_md_code(r.run)}): " + _md_cell("; ".join(r.flags)) for r in flagged]
     noted = [r for r in board.rows if r.notes]
     if noted or board.superseded:
         lines += ["", "## Notes", ""]
-        lines += [f"- `{r.run}`: " + _md_cell("; ".join(r.notes)) for r in noted]
+        lines += [f"- {_md_code(r.run)}: " + _md_cell("; ".join(r.notes)) for r in noted]
         if board.superseded:
-            runs = ", ".join(f"`{r.path}`" for r in board.superseded)
+            runs = ", ".join(_md_code(r.path) for r in board.superseded)
             lines.append(f"- {len(board.superseded)} older run(s) with the same config hash not shown: {runs}")
     if plot_files:
         lines += ["", "## Plots", ""]
