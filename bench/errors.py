@@ -46,8 +46,10 @@ class StorageError(OSError):
     """A write failed for a reason of the environment (disk full, permissions): exit 1."""
 
     def __init__(self, err: OSError, path: PathLike) -> None:
+        from .rundir import shown  # a rerun's staging sibling is named as the run it becomes
+
         code = err.errno if err.errno is not None else errno.EIO
-        super().__init__(code, err.strerror or str(err), str(path))
+        super().__init__(code, err.strerror or str(err), str(shown(Path(path))))
 
     def __str__(self) -> str:
         hint = {errno.ENOSPC: "free some space and rerun", errno.EDQUOT: "free some space and rerun"}.get(
@@ -65,10 +67,13 @@ def warn(message: str) -> None:
     warnings.warn(message, BenchWarning, stacklevel=2)
 
 
-def first_line(exc: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message (library errors can run to dozens of lines)."""
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first sentence of an exception's message (library errors can run to dozens of lines of advice)."""
+    if isinstance(exc, DamagedFileError):
+        return exc.problem
     text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
+    line = text[0].split(". ")[0].rstrip(".:") if text else ""
+    line = line or type(exc).__name__
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 

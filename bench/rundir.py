@@ -49,6 +49,13 @@ def locked(lock_path: Path, what: str, log: Log) -> Iterator[bool]:
         lock.release()
 
 
+def shown(path: Path) -> Path:
+    """``path`` as the user will find it: inside a rerun's staging sibling ``.<run>.next``, the run's own path."""
+    path = Path(path)
+    parts = [p[1:-5] if p.startswith(".") and p.endswith(".next") and len(p) > 6 else p for p in path.parts]
+    return Path(*parts)
+
+
 def lock_path(out: Path) -> Path:
     """The lock of a run directory: a hidden sibling, so it survives the directory's swap."""
     out = Path(out)

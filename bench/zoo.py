@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ from .results import atomic_write_bytes, atomic_write_json, config_hash, package
 from .rundir import locked
 from .training import accuracy
 
-RETRAIN = "delete it (and the model card beside it) or rerun with --retrain"
+RETRAIN = "delete it and its model card (the .json beside it) or rerun with --retrain"
+RETRAIN_CARD = "delete it and its weights (the .pt beside it) or rerun with --retrain"
 
 
 class TamperedWeightsError(Exception):
@@ -36,9 +38,9 @@ class TamperedWeightsError(Exception):
 
 
 def _read_card(path: Path) -> dict[str, Any]:
-    card = read_json(path, remedy=RETRAIN)
+    card = read_json(path, remedy=RETRAIN_CARD)
     if not isinstance(card, dict) or not isinstance(card.get("sha256"), str):
-        raise DamagedFileError(path, "not a model card (a JSON object with the weights' sha256)", RETRAIN)
+        raise DamagedFileError(path, "not a model card (a JSON object with the weights' sha256)", RETRAIN_CARD)
     return card
 
 
@@ -47,7 +49,9 @@ def _read_state(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:  # weights_only refused an object: no code from the file ran
-        raise DamagedFileError(path, f"refused to unpickle it: not plain weights ({first_line(exc)})", RETRAIN) from None
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        what = f"it asks to call {found.group(1)} when loaded" if found else "it holds objects other than tensors"
+        raise DamagedFileError(path, f"refused: not plain weights ({what}; none of it was run)", RETRAIN) from None
     except Exception as exc:  # noqa: BLE001  (garbage bytes reach torch.load's unpickler: any error can come out)
         if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, IsADirectoryError)):
             raise  # the environment (permissions, I/O): exit 1, not a damaged file
@@ -56,6 +60,20 @@ def _read_state(path: Path, device: torch.device) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise DamagedFileError(path, f"holds a {type(state).__name__}, not a state dict", RETRAIN)
     return state
+
+
+def _mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
+    """The first way a state dict differs from the model's: a missing or unexpected key, or a shape."""
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing:
+        return f"{len(missing)} tensor(s) missing, e.g. {missing[0]}"
+    if unexpected:
+        return f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]}"
+    for key, tensor in expected.items():
+        shape = tuple(getattr(found[key], "shape", ()))
+        if shape != tuple(tensor.shape):
+            return f"{key} has shape {shape}, the model's is {tuple(tensor.shape)}"
+    return ""
 
 
 @dataclass
@@ -103,8 +121,8 @@ class ModelZoo:
         try:
             model.load_state_dict(state, strict=True)
         except (RuntimeError, TypeError, ValueError) as exc:
-            raise DamagedFileError(weights, f"does not fit defense {defense.name!r}'s model ({first_line(exc)})",
-                                   RETRAIN) from None
+            why = _mismatch(model.state_dict(), state) or first_line(exc)
+            raise DamagedFileError(weights, f"does not fit the model of defense {defense.name!r} ({why})", RETRAIN) from None
         model.eval()
         return ZooEntry(model=model, card=card, reused=True)
 

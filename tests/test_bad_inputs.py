@@ -261,7 +261,7 @@ def _damage_zoo(zoo, case: str, marker) -> tuple:
 
     card["sha256"] = sha256_file(weights)  # a consistent card: only the weights themselves are wrong
     card_path.write_text(json.dumps(card))
-    return weights, {"malicious-pickle": "refused to unpickle", "wrong-shapes": "does not fit",
+    return weights, {"malicious-pickle": "asks to call io.open", "wrong-shapes": "has shape (3,)",
                      "not-a-state-dict": "not a state dict"}.get(case, "not a readable PyTorch file")
 
 

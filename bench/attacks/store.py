@@ -18,8 +18,9 @@ from typing import Any, Optional
 
 import torch
 
-from ..errors import warn
+from ..errors import first_line, warn
 from ..results import atomic_write_json, read_json
+from ..rundir import shown
 from .base import AttackOutcome
 
 
@@ -82,8 +83,7 @@ class RecordStore:
                 return None
             return _outcome(record)
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            warn(f"{path}: damaged attack record ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-                 "recomputing it")
+            warn(f"{shown(path)}: damaged attack record ({first_line(exc)}); recomputing it")
             return None
 
     # -- batches of the attack in progress ---------------------------------------------------
@@ -140,7 +140,7 @@ def load_batch(state_dir: Path, lo: int, hi: int) -> Optional[BatchResult]:
         correct = _bools(done.get("correct"), hi - lo, "correct")
         return BatchResult(correct, _norms_checked(done.get("norms"), hi - lo), [str(w) for w in done.get("warnings", [])])
     except (OSError, ValueError, TypeError) as exc:
-        warn(f"{part}: damaged batch of an unfinished attack ({str(exc).splitlines()[0]}); recomputing it")
+        warn(f"{shown(part)}: damaged batch of an unfinished attack ({first_line(exc)}); recomputing it")
         return None
 
 

@@ -16,8 +16,9 @@ from typing import Iterable
 
 import pandas as pd
 
-from ..errors import warn
+from ..errors import first_line, warn
 from ..results import atomic_write_text
+from ..rundir import shown
 
 COLUMNS = ["index", "label", "prediction", "radius", "correct", "seconds", "fingerprint", "nonfinite"]
 REQUIRED = COLUMNS[:-1]  # "nonfinite" came later; older files lack it
@@ -72,8 +73,7 @@ def read_records(path: Path, fingerprint: str) -> pd.DataFrame:
             raise ValueError(f"missing columns {', '.join(sorted(set(REQUIRED) - set(df.columns)))}")
         return merge_records([df[df["fingerprint"] == fingerprint]])
     except (OSError, ValueError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        warn(f"{path}: damaged certification records ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-             "recomputing them")
+        warn(f"{shown(path)}: damaged certification records ({first_line(exc)}); recomputing them")
         return empty_records()
 
 

@@ -58,7 +58,6 @@ def _keys(command: click.Command) -> dict[str, tuple[click.Option, bool]]:
         for opt in param.secondary_opts:
             if opt.startswith("--"):
                 keys[opt[2:].replace("-", "_")] = (param, True)
-        keys.setdefault(str(param.name), (param, False))
     return keys
 
 
