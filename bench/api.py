@@ -186,45 +186,64 @@ def _prepare_model(model: Any, dataset: Any, threat: ThreatLike, device: str,
 def _evaluate(model: Any, dataset: Any, *, threat: ThreatLike, profile: str, attacks: Optional[Sequence[str]],
               certify: bool, out: Any, device: str, n_test: Optional[int], seed: int, name: Optional[str],
               data_dir: Any, log: Any, source: Optional[str]) -> "Summary":
-    import shutil
-
     from . import pipeline
     from .attacks.profiles import get_profile
+    from .errors import BadOptionError
     from .perf import tune_allocator
     from .results import bench_home, config_hash
-    from .schema import ModelEntry
-    from .training import predict
+    from .runkey import run_key
+    from .runspec import check_attack_selection, run_evaluation_for
 
     get_profile(profile)  # an unknown profile fails before any work
     selection = (attacks,) if isinstance(attacks, str) else (tuple(attacks) if attacks is not None else None)
+    try:
+        selection = check_attack_selection(selection)
+    except BadOptionError as exc:
+        raise InputError(str(exc)) from None
     tune_allocator()
     started = time.perf_counter()
     wrapped, data, dev = _prepare_model(model, dataset, threat, device, data_dir)
-    named, kind = isinstance(dataset, str), f"{type(model).__module__}.{type(model).__qualname__}"
     label = name or type(model).__name__
     sha = weights_sha256(wrapped)
     hash_ = config_hash(label, data.name, {"weights": sha, "threat": dataclasses.asdict(data.threat)})
+    opts = pipeline.RunOptions(defense=label, dataset=data.name, n_test=n_test, profile=profile, attacks=selection,
+                               certify=certify, seed=seed)
+    evaluation = run_evaluation_for(opts, data)
     home = bench_home()
-    run_dir = Path(out) if out is not None else home / "results" / pipeline.run_id(label, data.name, hash_, seed)
-    p = pipeline.Prepared(None, data, dev, home, hash_, run_dir, seed, started)
-    if (p.out / "summary.json").exists() and p.records_dir.exists():
-        shutil.rmtree(p.records_dir)  # a finished run is rerun from scratch; an interrupted one resumes
-    loaded = pipeline.LoadedModel(wrapped, sha, ModelEntry(sha256=sha, source=source or f"bench.evaluate: {kind}"))
-    opts = pipeline.RunOptions(defense=label, dataset=data.name, n_test=n_test, profile=profile, attacks=selection)
-    notes, transfer = _transfer_plan(p, named, selection, log)
-    x, y, indices = pipeline.evaluation_points(p, n_test)
-    log(f"{label} ({sha[:12]}) on {data.name}: {len(indices)} test points, profile {profile}, on {p.device}")
-    clean_correct = predict(wrapped, x, opts.batch_size) == y.cpu()
-    battery = pipeline.attack_stage(p, loaded, opts, data.threat.linf, clean_correct, log, transfer_source=transfer)
-    if selection is not None:
-        battery.battery["selected"] = sorted(selection)  # a partial battery: never ranked beside a full one
-    certification = pipeline.certify_stage(p, loaded, x, y, profile, log) if certify else None
-    config = {"class": kind, "parameters": sum(t.numel() for t in wrapped.parameters())}
-    summary = pipeline.run_summary(p, loaded, name=label, config=config, eps=data.threat.linf, profile=profile,
-                                   clean_correct=clean_correct, battery=battery, certification=certification,
-                                   notes=notes)
-    pipeline.write_run(p, summary, clean_correct, battery, y, indices)
+    run_dir = Path(out) if out is not None else home / "results" / pipeline.run_id(label, data.name, hash_, seed,
+                                                                                   evaluation)
+    key = run_key(dataset=data.name, defense=label, config_hash=hash_, seed=seed, evaluation=evaluation)
+    p = pipeline.Prepared(None, data, dev, home, hash_, run_dir, seed, started, evaluation, key)
+    with pipeline.writing(p, log):
+        kind = f"{type(model).__module__}.{type(model).__qualname__}"
+        summary = _evaluate_into(p, wrapped, opts, sha, isinstance(dataset, str), source or f"bench.evaluate: {kind}",
+                                 kind, log)
     log(f"results: {p.out / 'summary.json'}")
+    return summary
+
+
+def _evaluate_into(p: Any, wrapped: Any, opts: Any, sha: str, named: bool, source: str, kind: str,
+                   log: Any) -> "Summary":
+    """The stages of a run on a user's model, written into ``p.work``."""
+    from . import pipeline
+    from .runspec import options_record
+    from .schema import ModelEntry
+    from .training import predict
+
+    loaded = pipeline.LoadedModel(wrapped, sha, ModelEntry(sha256=sha, source=source))
+    notes, transfer = _transfer_plan(p, named, opts.attacks, log)
+    x, y, indices = pipeline.evaluation_points(p, opts.n_test)
+    log(f"{opts.defense} ({sha[:12]}) on {p.data.name}: {len(indices)} test points, profile {opts.profile}, "
+        f"on {p.device}")
+    clean_correct = predict(wrapped, x, opts.batch_size) == y.cpu()
+    eps = p.data.threat.linf
+    battery = pipeline.attack_stage(p, loaded, opts, eps, clean_correct, log, transfer_source=transfer)
+    certification = pipeline.certify_stage(p, loaded, x, y, opts.profile, log) if opts.certify else None
+    config = {"class": kind, "parameters": sum(t.numel() for t in wrapped.parameters())}
+    summary = pipeline.run_summary(p, loaded, name=opts.defense, config=config, eps=eps, profile=opts.profile,
+                                   clean_correct=clean_correct, battery=battery, certification=certification,
+                                   notes=notes, options=options_record(opts))
+    pipeline.write_run(p, summary, clean_correct, battery, y, indices)
     return summary
 
 

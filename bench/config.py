@@ -51,17 +51,15 @@ def describe_range(f: dataclasses.Field, kind: Optional[type], optional: bool) -
     else:
         bounds = f.metadata.get("bounds", {})
         name = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}.get(kind, "a value")
-        parts = []
-        if "min" in bounds:
-            parts.append(f">= {bounds['min']:g}")
-        if "gt" in bounds:
-            parts.append(f"> {bounds['gt']:g}")
-        if "max" in bounds:
-            parts.append(f"<= {bounds['max']:g}")
-        if "lt" in bounds:
-            parts.append(f"< {bounds['lt']:g}")
+        parts = [f"{op} {_bound(bounds[key])}" for key, op in (("min", ">="), ("gt", ">"), ("max", "<="), ("lt", "<"))
+                 if key in bounds]
         text = name + (" " + " and ".join(parts) if parts else "")
     return text + (" (or none)" if optional else "")
+
+
+def _bound(value: float) -> str:
+    """A bound as text: integers exactly (a seed's 4294967295, not 4.29497e+09), others short."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _kind(annotation: Any) -> tuple[Optional[type], bool]:

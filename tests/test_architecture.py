@@ -19,12 +19,13 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 # Lower layers never import higher ones (dataset -> defense -> attacks/certification -> results -> reporter).
 LAYERS = [
     {"bench.config", "bench.schema", "bench.schema.read", "bench.results", "bench.progress", "bench.registry",
-     "bench.stats"},
+     "bench.stats", "bench.errors", "bench.runkey", "bench.rundir"},
     {"bench.data", "bench.perf", "bench.nets", "bench.contract", "bench.training", "bench.losses",
      "bench.perturbation"},
     {"bench.defenses", "bench.zoo"},
     {"bench.attacks", "bench.certification"},
-    {"bench.pipeline", "bench.validate", "bench.contract_checks", "bench.api", "bench.sweep"},
+    {"bench.pipeline", "bench.runsetup", "bench.runspec", "bench.validate", "bench.contract_checks", "bench.api",
+     "bench.sweep"},
     {"bench.report"},
     {"bench.cli", "bench.__main__", "bench"},
 ]

@@ -9,7 +9,7 @@ detector-aware objective; see ``surface.py``); the plan only chooses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Collection, Optional
 
 from ..contract import DefendedModel
 from ..data import ThreatModel
@@ -64,20 +64,30 @@ def plan_battery(
     *,
     transfer_source: Optional[tuple[DefendedModel, str]] = None,
     seed: int = 0,
+    only: Optional[Collection[str]] = None,
 ) -> list[PlannedAttack]:
-    """The attacks run for this model, the defense's own extras, and the eps sweep."""
+    """The attacks run for this model, the defense's own extras, and the eps sweep.
+
+    ``only`` (registry names, plus ``"extras"`` for the defense's own attacks
+    and ``"sweep"`` for the pgd-linf eps sweep) keeps just those; None keeps all.
+    """
     p = get_profile(profile)
     eps = threat.linf if eps_linf is None else float(eps_linf)
     context = PlanContext(seed=seed, transfer_source=transfer_source, model=model)
     plan = []
     for spec in attack_specs():
+        if only is not None and spec.name not in only:
+            continue
         attack = spec.build(p, context)
         if attack is None:
             continue
         label = spec.name if spec.name != attack.name else None
         plan.append(PlannedAttack(attack, eps if spec.norm == "linf" else threat.eps(spec.norm),
                                   n=p.subsets.get(spec.name), label=label, kind=spec.kind, cascade=spec.cascade))
-    plan += _extras(model, eps, threat)
+    if only is None or "extras" in only:
+        plan += _extras(model, eps, threat)
+    if only is not None and "sweep" not in only:
+        return plan
     return plan + sweep_plan(p, eps)
 
 
@@ -97,14 +107,3 @@ def sweep_plan(p: BatteryProfile, eps: float) -> list[PlannedAttack]:
     return planned
 
 
-def select_attacks(plan: list[PlannedAttack], names: Optional[Sequence[str]]) -> list[PlannedAttack]:
-    """The planned attacks named in ``names`` (the sweep's PGD at other eps goes with pgd-linf and
-    pgd-linf-margin); the whole plan when None."""
-    if names is None:
-        return plan
-    known = sorted({pl.name for pl in plan if pl.role != SWEEP})
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise ValueError(f"unknown attack(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-                         f"valid choices: {', '.join(known)}")
-    return [pl for pl in plan if (pl.name in names if pl.role != SWEEP else pl.attack.name in names)]

@@ -21,7 +21,7 @@ from ..progress import progress
 from ..results import fingerprint as make_fingerprint, utc_now
 from ..schema import CertificationBlock
 from ..stats import clopper_pearson
-from .bounds import check_alpha, max_certifiable_radius
+from .bounds import check_alpha, check_sample_count, max_certifiable_radius
 from .profiles import PROFILES, get_profile, profile_sigmas
 from .records import format_key, merge_records, read_records, records_path, write_records
 from .smoothing import ABSTAIN, SmoothedClassifier
@@ -55,8 +55,8 @@ class CertifySettings:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"bad sigma {self.sigma!r}; valid choices: a number > 0")
-        if self.n0 < 1 or self.n < 1:
-            raise ValueError(f"bad sample counts n0={self.n0!r}, n={self.n!r}; valid choices: integers >= 1")
+        check_sample_count("n0", self.n0)
+        check_sample_count("n", self.n)
         check_alpha(self.alpha)
 
 
@@ -104,6 +104,7 @@ def certify_points(
                     "correct": int(cert.prediction == label),
                     "seconds": time.perf_counter() - start,
                     "fingerprint": fingerprint,
+                    "nonfinite": cert.nonfinite,
                 })
                 if time.perf_counter() - last_flush > _FLUSH_SECONDS:
                     write_records(records_file, merge_records([existing, pd.DataFrame(rows)]))
@@ -152,6 +153,7 @@ def summarize(records: pd.DataFrame, settings: CertifySettings) -> Certification
         clamp=settings.clamp,
         seed=settings.seed,
         seconds=round(float(records["seconds"].sum()), 3),  # certifying these points, resumed ones included
+        nonfinite_points=int((records["nonfinite"].to_numpy() > 0).sum()) if "nonfinite" in records else 0,
     )
 
 
@@ -193,6 +195,9 @@ def certify_sigmas(
             f"certified@0.5={at_half:.3f} ACR={block.average_certified_radius:.3f} "
             f"abstain={block.abstain_rate:.3f} ({block.seconds:.1f} s)"
         )
+        if block.nonfinite_points:
+            log(f"  certify    sigma={settings.sigma:<6g} {block.nonfinite_points} of {block.n_test} points had draws "
+                "with non-finite logits (NaN or inf): those draws vote for no class, so such points abstain")
     return blocks
 
 
@@ -208,8 +213,9 @@ def certify_for_run(
     dataset: str,
     seed: int,
     log: Callable[[str], None] = print,
+    sigmas: Optional[Sequence[float]] = None,
 ) -> dict[str, CertificationBlock]:
-    """`bench run`'s certification: the profile's sigmas, sample sizes and points over the evaluated set.
+    """`bench run`'s certification: the profile's sigmas (or ``sigmas``), sample sizes and points over the evaluated set.
 
     A run profile certification does not know (the battery may grow its own)
     certifies with the quick settings and says so, rather than failing the run.
@@ -220,7 +226,7 @@ def certify_for_run(
     prof = get_profile(profile)
     return certify_sigmas(
         model, x, y,
-        sigmas=profile_sigmas(profile, threat),
+        sigmas=profile_sigmas(profile, threat) if sigmas is None else sorted(set(float(s) for s in sigmas)),
         indices=spread_indices(len(x), prof.points),
         n0=prof.n0, n=prof.n, alpha=prof.alpha,
         records_dir=records_dir, model_id=model_id, dataset=dataset, seed=seed, profile=profile, log=log,

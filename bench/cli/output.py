@@ -42,9 +42,10 @@ def _attack_line(name: str, a: dict[str, Any], n_test: int) -> str:
     return f"  {label:<34}{_with_interval(a.get('accuracy'), a.get('interval'))}"
 
 
-def summary_table(summary: dict[str, Any]) -> str:
+def summary_table(summary: dict[str, Any], results: Optional[str] = None) -> str:
     """The run's figures with their 95% intervals: clean, every attack (its n, or what a cascade attack
-    attempted and broke), the worst case, certification, then flags (masking evidence) and notes."""
+    attempted and broke), the worst case, certification, flags (masking evidence) and notes, and where the
+    summary is (``results``, a path the user can paste; else the run id)."""
     lines = [
         f"{summary['defense']} on {summary['dataset']} ({summary['n_test']} test points, {summary['seconds']:.1f} s)",
         f"  {'':<34}accuracy  [95% interval]",
@@ -59,6 +60,6 @@ def summary_table(summary: dict[str, Any]) -> str:
         message = flag.get("message", "") if isinstance(flag, dict) else str(flag)
         lines.append(f"  {'FLAG' if severity == 'masking' else 'NOTE'}: {message}")
     run = summary.get("provenance", {}).get("run_id")
-    if run:
-        lines.append(f"  results: {run}/summary.json")
+    if results or run:
+        lines.append(f"  results: {results or run + '/summary.json'}")
     return "\n".join(lines)

@@ -6,10 +6,13 @@ from typing import Optional
 
 import click
 
+from .configfile import config_file_option, file_config
 from .options import (
-    BenchUsageError, check_defense, config_option, data_dir_option, dataset_option, device_option, echo_err,
-    eps_option, n_test_option, out_option, parse_config, profile_option, retrain_option, seed_option,
+    ATTACKS, SIGMA, BenchUsageError, check_defense, check_sigmas, config_option, data_dir_option,
+    dataset_option, device_option, eps_option, n_test_option, out_option, parse_config, profile_option,
+    retrain_option, seed_option,
 )
+from .verbosity import display_path, make_log, verbosity_options
 
 
 def _check_defense(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
@@ -17,6 +20,7 @@ def _check_defense(ctx: click.Context, param: click.Parameter, value: Optional[s
 
 
 @click.command()
+@config_file_option
 @click.option("--defense", default=None, callback=_check_defense,
               help="Registered defense (see `bench defenses`); or --model.")
 @click.option("--model", "model_spec", default=None, metavar="MODULE:FACTORY",
@@ -32,34 +36,53 @@ def _check_defense(ctx: click.Context, param: click.Parameter, value: Optional[s
 @data_dir_option
 @n_test_option
 @profile_option
+@click.option("--attacks", type=ATTACKS, default=None, metavar="NAME,NAME,...",
+              help="Run only these attacks (see `bench attacks`; also `sweep`, `extras`) [default: the whole "
+                   "battery]. A reduced battery is flagged and never ranked with full ones.")
+@click.option("--certify/--no-certify", default=True, show_default=True, help="Randomized-smoothing certification.")
+@click.option("--sigma", "sigmas", type=SIGMA, multiple=True, callback=check_sigmas,
+              help="Certification noise std (repeatable) [default: the dataset's, plus the profile's].")
 @retrain_option
+@verbosity_options
 def run(defense: Optional[str], model_spec: Optional[str], weights: Optional[Path], dataset: str, out: Optional[Path],
         seed: int, device: str, eps: Optional[float], config_items: tuple[str, ...], data_dir: Optional[Path],
-        n_test: Optional[int], profile: str, retrain: bool) -> None:
+        n_test: Optional[int], profile: str, attacks: Optional[tuple[str, ...]], certify: bool,
+        sigmas: tuple[float, ...], retrain: bool, verbose: bool, quiet: bool) -> None:
     """Train (or reuse) a defense, or take your own --model; attack it, write results/<run>/summary.json."""
-    from ..pipeline import RunOptions, run as run_pipeline
-    from ..results import bench_home
+    from ..pipeline import RunOptions, check_outputs, run as run_pipeline
+    from ..results import bench_home, check_output_dir
     from .output import summary_table
     from .report import refresh_leaderboards
 
+    log = make_log(verbose, quiet)
+    if sigmas and not certify:
+        raise click.UsageError("--sigma and --no-certify contradict each other; valid choices: one of them")
     if (defense is None) == (model_spec is None):
         raise BenchUsageError("give exactly one of --defense NAME (see `bench defenses`) or --model MODULE:FACTORY")
+    home = bench_home()
+    check_outputs(home, out)  # before any work: a file or read-only directory fails here, not after training
+    check_output_dir(home / "leaderboards", "leaderboards directory ($BENCH_HOME/leaderboards)")
     if model_spec is not None:
         summary = _run_model(model_spec, weights, dataset=dataset, out=out, seed=seed, device=device, eps=eps,
-                             n_test=n_test, profile=profile, data_dir=data_dir, extra=(config_items, retrain))
+                             n_test=n_test, profile=profile, data_dir=data_dir, extra=(config_items, retrain),
+                             attacks=attacks, certify=certify, log=log)
+        run_dir = Path(summary["provenance"]["run_id"])
+        run_dir = Path(out).resolve() if out is not None else home / "results" / run_dir
     else:
         if weights is not None:
             raise BenchUsageError("--weights goes with --model MODULE:FACTORY, not with --defense")
-        config = parse_config(defense, config_items)
+        base, where = file_config(click.get_current_context())
+        config = parse_config(defense, config_items, base=base, where=where)
         opts = RunOptions(defense=defense, dataset=dataset, out=out, seed=seed, device=device, retrain=retrain,
-                          eps=eps, config=config, data_dir=data_dir, n_test=n_test, profile=profile)
-        summary = run_pipeline(opts, log=echo_err)
-    home = bench_home()
+                          eps=eps, config=config, data_dir=data_dir, n_test=n_test, profile=profile,
+                          attacks=attacks, certify=certify, sigmas=sigmas or None)
+        summary = run_pipeline(opts, log=log)
+        run_dir = Path(out).resolve() if out is not None else home / "results" / summary["provenance"]["run_id"]
     refresh_leaderboards(home / "results", home / "leaderboards", quiet=True)
-    click.echo(summary_table(summary))
+    click.echo(summary_table(summary, results=display_path(run_dir / "summary.json")))
 
 
-def _run_model(spec: str, weights: Optional[Path], *, extra: tuple, eps: Optional[float], **kwargs) -> dict:
+def _run_model(spec: str, weights: Optional[Path], *, extra: tuple, eps: Optional[float], log, **kwargs) -> dict:
     """`--model`: the module FACTORY() returns, evaluated by bench.evaluate; bad specs and files exit 2."""
     import os
     import sys
@@ -72,7 +95,7 @@ def _run_model(spec: str, weights: Optional[Path], *, extra: tuple, eps: Optiona
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # MODULE may live in the working directory, as with `python -m`
     try:
-        summary = evaluate_spec(spec, weights, threat=None if eps is None else {"linf": eps}, log=echo_err, **kwargs)
+        summary = evaluate_spec(spec, weights, threat=None if eps is None else {"linf": eps}, log=log, **kwargs)
     except InputError as exc:  # a bad spec, weights file or model: one line, exit 2
         raise BenchUsageError(str(exc)) from None
     return summary.to_dict()

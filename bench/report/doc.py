@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -80,17 +81,29 @@ def _parts(text: Text) -> list:
     return [text] if isinstance(text, str) else list(text)
 
 
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")  # where Markdown would start raw HTML or an autolink
+
+
+def md_text(text: str) -> str:
+    """Text from a summary as Markdown shows it: no raw HTML (``<script>`` appears as text), no stray code spans.
+
+    Only a ``<`` that could open a tag, comment or autolink is escaped, so
+    ordinary text such as "<= 0.02" is written as it is.
+    """
+    return _HTML_START.sub("&lt;", text).replace("`", "\\`")
+
+
 def _md_inline(text: Text, cell: bool = False) -> str:
     out = []
     for part in _parts(text):
         if isinstance(part, Link):
-            out.append(f"[{part.text}]({part.md})")
+            out.append(f"[{md_text(part.text)}]({part.md})")
         elif isinstance(part, Strong):
-            out.append(f"**{part.text}**")
+            out.append(f"**{md_text(part.text)}**")
         elif isinstance(part, Small):
-            out.append(part.text)
+            out.append(md_text(part.text))
         else:
-            out.append(str(part))
+            out.append(md_text(str(part)))
     joined = "".join(out)
     return joined.replace("|", "\\|").replace("\n", " ") if cell else joined
 
@@ -99,7 +112,7 @@ def to_markdown(blocks: list[Block]) -> str:
     lines: list[str] = []
     for b in blocks:
         if isinstance(b, Heading):
-            lines += ["#" * b.level + " " + b.text, ""]
+            lines += ["#" * b.level + " " + md_text(b.text), ""]
         elif isinstance(b, Para):
             lines += [_md_inline(b.parts), ""]
         elif isinstance(b, Bullets):

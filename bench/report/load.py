@@ -268,6 +268,8 @@ def load_summaries(results_dir: Path) -> tuple[list[Run], list[str]]:
     warnings: list[str] = []
     for file in sorted(results_dir.rglob("summary.json"), key=lambda p: p.relative_to(results_dir).as_posix()):
         rel = file.relative_to(results_dir).as_posix()
+        if any(part.startswith(".") for part in rel.split("/")[:-1]):
+            continue  # a run being rewritten (.<run>.next) or replaced (.<run>.old): not a result yet
         try:
             with open(file, encoding="utf-8") as handle:
                 raw = json.load(handle)

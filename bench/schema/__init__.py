@@ -130,6 +130,7 @@ class CertificationBlock(_Record):
     records: Optional[str] = _optional()
     date: Optional[str] = _optional()
     profile: Optional[str] = _optional()
+    nonfinite_points: Optional[int] = _optional()  # points with draws whose logits were NaN/inf (they vote for no class)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -182,4 +183,9 @@ class Summary(_Record):
     profile: Optional[str] = _optional()
     provenance: Optional[dict[str, Any]] = _optional()
     notes: Optional[list[str]] = _optional()  # what the run skipped or changed, and why
+    # What the run was evaluated on (bench.runkey): eps, n_test, profile, attacks ("battery": "full" or "reduced"),
+    # certification settings, batch size. Rows whose evaluations differ must not be ranked in one table.
+    evaluation: Optional[dict[str, Any]] = _optional()
+    run_key: Optional[str] = _optional()  # hash of dataset, defense, config hash, seed and evaluation
+    options: Optional[dict[str, Any]] = _optional()  # the resolved command options (flags and --config-file)
     extra: dict[str, Any] = field(default_factory=dict)

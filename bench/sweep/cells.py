@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from .grid import Cell, SweepSpec
 
@@ -48,14 +48,25 @@ class CellRun:
     reused: bool
 
 
-def cell_dir(cell: Cell, s: Settings) -> Path:
-    """The cell's run directory: `bench run`'s default for the same defense, dataset, config and seed."""
+def cell_options(cell: Cell, s: Settings, out: Optional[Path] = None) -> Any:
+    """The cell as `bench run`'s options."""
+    from ..pipeline import RunOptions
+
+    return RunOptions(defense=cell.defense, dataset=s.dataset, out=out, seed=cell.seed, device=s.device,
+                      retrain=s.retrain, eps=s.eps, config=dict(cell.config), data_dir=s.data_dir, n_test=s.n_test,
+                      home=s.home, profile=s.profile)
+
+
+def cell_dir(cell: Cell, s: Settings, data: Any) -> Path:
+    """The cell's run directory: `bench run`'s default for the same defense, config, seed and evaluation."""
     from ..pipeline import run_id
     from ..registry import config_with_seed, create_defense
     from ..results import config_hash
+    from ..runspec import run_evaluation_for
 
     bound = create_defense(cell.defense, **config_with_seed(cell.defense, dict(cell.config), cell.seed))
-    return s.results_dir / run_id(bound.name, s.dataset, config_hash(bound.name, s.dataset, bound.config_dict()), cell.seed)
+    hash_ = config_hash(bound.name, s.dataset, bound.config_dict())
+    return s.results_dir / run_id(bound.name, s.dataset, hash_, cell.seed, run_evaluation_for(cell_options(cell, s), data))
 
 
 class _Expected:
@@ -107,19 +118,20 @@ def mismatch(out: Path, s: Settings, expected: _Expected) -> Optional[str]:
 
 def run_cell(cell: Cell, out: Path, s: Settings, log: Log) -> None:
     """One ordinary run (the pipeline resumes from the cell's records if it was interrupted)."""
-    from ..pipeline import RunOptions, run
+    from ..pipeline import run
 
-    run(RunOptions(defense=cell.defense, dataset=s.dataset, out=out, seed=cell.seed, device=s.device,
-                   retrain=s.retrain, eps=s.eps, config=dict(cell.config), data_dir=s.data_dir, n_test=s.n_test,
-                   home=s.home, profile=s.profile), log=log)
+    run(cell_options(cell, s, out), log=log)
 
 
 def run_sweep(spec: SweepSpec, s: Settings, log: Log) -> list[CellRun]:
     """Every cell, in order: reused when finished with these settings, else run (or resumed)."""
+    from ..data import load_dataset
+
     expected = _Expected(s)
+    data = load_dataset(s.dataset, s.data_dir)  # the evaluation (and so the run directory) depends on its size
     done: list[CellRun] = []
     for k, cell in enumerate(spec.cells, 1):
-        out = cell_dir(cell, s)
+        out = cell_dir(cell, s, data)
         reason = mismatch(out, s, expected)
         if reason is None:
             log(f"[{k}/{len(spec.cells)}] {cell.label}: reused {out.name}")
