@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 from .data import DEFAULT_DATASET, ThreatModel
+from .errors import InputError, ModelSpecError  # noqa: F401  (ModelSpecError: what --model raises)
 
 if TYPE_CHECKING:
     import torch
@@ -33,12 +33,6 @@ TRANSFER_SKIPPED = ("transfer attack skipped: user tensors (x, y) bring no train
                     "trained source model")
 
 
-class InputError(ValueError):
-    """Bad input to ``evaluate`` (a model, tensors or threat it cannot use); the message is one line."""
-
-
-class ModelSpecError(InputError):
-    """A bad ``--model MODULE:FACTORY`` or ``--weights FILE`` (a usage error: one line)."""
 
 
 def _log(message: str) -> None:
@@ -259,57 +253,11 @@ def _transfer_plan(p: Any, named: bool, selection: Optional[tuple[str, ...]], lo
     return ([TRANSFER_SKIPPED] if selection is None else []), None
 
 
-def load_factory(spec: str, weights: Optional[Union[str, Path]] = None) -> "nn.Module":
-    """The module ``FACTORY()`` in ``MODULE`` returns (``spec`` = ``"package.module:factory"``), with ``weights``.
-
-    Weights are a state dict saved with ``torch.save`` and loaded with ``weights_only=True`` (no code runs).
-    Every failure is a ``ModelSpecError`` with one line naming the bad value.
-    """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ModelSpecError(f"bad --model {spec!r}; expected MODULE:FACTORY, e.g. mypackage.models:make_net")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # any import failure of user code is a bad spec, said in one line
-        raise ModelSpecError(f"bad --model {spec!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc})") from None
-    factory = module
-    for part in attr.split("."):
-        factory = getattr(factory, part, None)
-    if not callable(factory):
-        raise ModelSpecError(f"bad --model {spec!r}: {module_name!r} has no callable {attr!r}")
-    net = factory()
-    from torch import nn
-
-    if not isinstance(net, nn.Module):
-        raise ModelSpecError(f"bad --model {spec!r}: {attr}() returned {type(net).__name__}, not a torch.nn.Module")
-    if weights is not None:
-        _load_weights(net, Path(weights))
-    return net
-
-
-def _load_weights(net: "nn.Module", path: Path) -> None:
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelSpecError(f"bad --weights {str(path)!r}: no such file") from None
-    except Exception as exc:  # unpickling refused or a corrupt file: one line, never a traceback
-        raise ModelSpecError(f"bad --weights {str(path)!r}: not a weights-only state dict ({type(exc).__name__})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ModelSpecError(f"bad --weights {str(path)!r}: holds a {type(state).__name__}, not a state dict")
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise ModelSpecError(f"bad --weights {str(path)!r}: does not fit the model ({' '.join(first[:2])[:300]})") from None
-
-
 def evaluate_spec(spec: str, weights: Optional[Union[str, Path]] = None, **kwargs: Any) -> "Summary":
     """`bench run --model`: load ``spec`` (and ``weights``) and evaluate it; the summary names both."""
     from .results import sha256_file
+
+    from .modelspec import load_factory
 
     net = load_factory(spec, weights)
     source = f"--model {spec}" + (f" --weights {Path(weights).name} (sha256 {sha256_file(Path(weights))})"

@@ -26,6 +26,14 @@ from typing import Optional, Union
 PathLike = Union[str, Path]
 
 
+class InputError(ValueError):
+    """Bad input to ``bench.evaluate`` (a model, tensors or threat it cannot use); the message is one line."""
+
+
+class ModelSpecError(InputError):
+    """A bad ``--model MODULE:FACTORY`` or ``--weights FILE`` (a usage error: one line)."""
+
+
 class DamagedFileError(ValueError):
     """A file bench reads back is damaged, hostile or does not fit (a usage-level error: exit 2)."""
 

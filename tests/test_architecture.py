@@ -25,6 +25,7 @@ LAYERS = [
     {"bench.defenses", "bench.zoo"},
     {"bench.attacks", "bench.certification"},
     {"bench.pipeline", "bench.runsetup", "bench.runspec", "bench.validate", "bench.contract_checks", "bench.api",
+     "bench.modelspec",
      "bench.sweep"},
     {"bench.report"},
     {"bench.cli", "bench.__main__", "bench"},
