@@ -33,8 +33,6 @@ TRANSFER_SKIPPED = ("transfer attack skipped: user tensors (x, y) bring no train
                     "trained source model")
 
 
-
-
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
