@@ -28,8 +28,9 @@ forwards per point in the full profile), so it reuses one preallocated
 channels-last noise buffer (filled in place with ``torch.randn(out=...)``
 and shifted by x in one fused ``torch.add``), runs under inference mode,
 keeps the class counts on the device (no host sync per batch), packs the
-selection and estimation draws into the same forwards and picks the batch
-size by timing a few on the model itself, once per architecture and process.
+selection and estimation draws into the same forwards and uses the largest
+batch that fits unless timing on the model itself finds a smaller one
+clearly faster, once per architecture and process.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ..perf import fast_layout
+from ..perf import fast_layout, tune_batch_size
 from .bounds import certified_radius, lower_confidence_bound, two_sided_pvalue
 
 ABSTAIN = -1
@@ -222,52 +223,35 @@ class SmoothedClassifier:
         return _tuned_batches[key]
 
     def _tune_batch_size(self, point: torch.Tensor) -> int:
-        """The fastest batch size of 100, 200, 400, ... rows, measured on this model.
+        """The largest batch size that fits, unless a smaller one is clearly faster on this model.
 
-        Larger batches amortise the fixed cost of a forward (kernel launches,
-        thread wake-ups: about 1 ms on two idle CPU cores, over 100 ms on busy
-        ones) until caches or memory push back. Sizes grow until one step
-        takes ``_TUNE_STEP_SECONDS`` (a large model on a CPU stops early), the
-        cap, or the memory limit. Three passes time every size and each keeps
-        its fastest time, so a first-touch allocation or a busy spell of a
-        neighbour process does not decide; within 3% the larger size wins.
-        About a second for a small CNN on two CPU cores, once per
-        architecture and process.
+        See ``bench.perf.tune_batch_size`` for how, and why the largest is preferred.
         """
         cap = _CUDA_MAX_BATCH if self.device.type == "cuda" else _CPU_MAX_BATCH
+        try:
+            with torch.inference_mode():
+                return tune_batch_size(self._rate_meter(point), cap, step=NOISE_BLOCK,
+                                       max_step_seconds=_TUNE_STEP_SECONDS)
+        finally:
+            self._buffer = None  # the next call allocates exactly what it needs
+
+    def _rate_meter(self, point: torch.Tensor):
+        """A function (size, images) -> images per second over ceil(images / size) forwards of ``size`` rows."""
         gen = torch.Generator(device=self.device)
         gen.manual_seed(0)
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         shape = tuple(point.shape[1:])
 
-        def seconds(size: int) -> float:
+        def rate(size: int, images: int) -> float:
+            steps = max(1, math.ceil(images / size))
             buf = self._buffer_for(shape, size)
             start = time.perf_counter()
-            self._classify(self._noisy_batch(point, [(0, NOISE_BLOCK)] * (size // NOISE_BLOCK), [gen], buf))
+            for _ in range(steps):
+                self._classify(self._noisy_batch(point, [(0, NOISE_BLOCK)] * (size // NOISE_BLOCK), [gen], buf))
             sync()
-            return time.perf_counter() - start
+            return steps * size / max(time.perf_counter() - start, 1e-9)
 
-        best: dict[int, float] = {}
-        with torch.inference_mode():
-            try:
-                size = NOISE_BLOCK
-                while size <= cap:  # first pass: which sizes are worth timing
-                    best[size] = seconds(size)
-                    if best[size] > _TUNE_STEP_SECONDS:
-                        break
-                    size *= 2
-                for _ in range(2):  # two more passes, round-robin so that a busy spell hits every size alike
-                    for size in best:
-                        best[size] = min(best[size], seconds(size))
-            except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-            finally:
-                self._buffer = None  # the next call allocates exactly what it needs
-        if not best:
-            return NOISE_BLOCK
-        rate = {size: size / max(t, 1e-9) for size, t in best.items()}
-        fastest = max(rate.values())
-        return max(size for size in rate if rate[size] >= 0.97 * fastest)
+        return rate
 
     # -- Cohen et al.'s algorithms ----------------------------------------------------------
 
