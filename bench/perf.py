@@ -77,49 +77,51 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-TUNE_ROUNDS = 5  # interleaved timing rounds
+TUNE_ROUNDS = 3  # interleaved timing rounds (a median of 3)
 TUNE_MARGIN = 1.10  # how much faster a smaller batch must be than every larger one to be chosen
 
 
-def tune_batch_size(rate: Callable[[int, int], float], cap: int, *, step: int, max_step_seconds: float) -> int:
-    """The largest batch size that fits, unless L / 2 or L / 4 is clearly faster.
+def tune_batch_size(measure: Callable[[int, int], tuple[float, float]], cap: int, *, step: int,
+                    max_step_seconds: float) -> int:
+    """The largest batch size that fits, unless half of it is clearly faster.
 
-    ``rate(size, images)`` runs ceil(images / size) batches of ``size`` and
-    returns images per second. Sizes step, 2 step, 4 step, ... grow until one
-    batch takes ``max_step_seconds`` (a large model on a CPU stops early),
-    ``cap``, or CUDA memory runs out; the largest, L, is the default: each
-    forward has a fixed cost (thread wake-ups and barriers, about 1 ms on two
-    idle CPU cores and tens of ms on busy ones) that a large batch amortises
-    best, and a large batch degrades least when load arrives after tuning.
-    L / 2 and L / 4 (caches, memory bandwidth) replace it only when faster by
-    ``TUNE_MARGIN`` in the median over ``TUNE_ROUNDS`` rounds of their rate
-    relative to the larger sizes' in the same round; the sizes take turns
-    within a round, so load that comes and goes hits them alike. Each rate
-    is timed over at least L / 2 images, so a small size pays its per-batch
-    cost as in a real run: timing one batch of 100 let a quiet moment on a
-    busy machine choose batch 100 for certification, which then ran at a
-    third of the speed of batch 1,000. About 40,000 images for a small CNN
-    (1-2 s on two idle CPU cores).
+    ``measure(size, images)`` runs ceil(images / size) batches of ``size`` and
+    returns (images per second of wall time, compute seconds per batch).
+    Sizes step, 2 step, 4 step, ... grow until a batch's compute time reaches
+    ``max_step_seconds`` (a large model on a CPU stops early; compute time,
+    e.g. CPU time per thread, because wall time on a busy machine would stop
+    a small model early too), ``cap``, or CUDA memory runs out. The largest,
+    L, is the default: each forward has a fixed cost (thread wake-ups and
+    barriers, about 1 ms on two idle CPU cores and tens of ms on busy ones)
+    that a large batch amortises best, and a large batch degrades least when
+    load arrives after tuning. L / 2 replaces it (caches, memory bandwidth)
+    only when faster by ``TUNE_MARGIN`` in the median over ``TUNE_ROUNDS``
+    rounds of its rate relative to L's in the same round; the two take turns,
+    so load that comes and goes hits both alike. Timing single small batches
+    once let a quiet moment on a busy machine choose batch 100 for
+    certification, which then ran at a third of the speed of batch 1,000.
+    About 25,000 images for a small CNN (about a second on two idle CPU cores).
     """
     sizes: list[int] = []
     scores: dict[int, list[float]] = {}
     try:
         size = step
         while size <= cap:
-            seconds = size / rate(size, size)  # a cold first batch: errs towards stopping early
+            _, seconds = measure(size, size)  # a cold first batch: errs towards stopping early
             sizes.append(size)
             if seconds > max_step_seconds:
                 break
             size *= 2
-        if sizes:
-            largest = sizes[-1]
-            candidates = [s for s in sizes if s * 4 >= largest]
-            scores = {s: [] for s in candidates}
-            for round_ in range(TUNE_ROUNDS):
-                shift = round_ % len(candidates)
-                rates = {s: rate(s, largest // 2) for s in candidates[shift:] + candidates[:shift]}
-                for s in candidates:
-                    scores[s].append(rates[s] / rates[largest])
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+    try:
+        candidates = sizes[-2:]
+        scores = {s: [] for s in candidates}
+        for round_ in range(TUNE_ROUNDS if len(candidates) > 1 else 0):
+            order = candidates if round_ % 2 == 0 else candidates[::-1]
+            rates = {s: measure(s, candidates[-1])[0] for s in order}
+            for s in candidates:
+                scores[s].append(rates[s] / rates[candidates[-1]])
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
     return pick_batch({s: statistics.median(v) for s, v in scores.items() if v}, default=sizes[-1] if sizes else step)

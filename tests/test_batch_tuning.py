@@ -16,9 +16,9 @@ class Curve:
     def seconds(self, size: int) -> float:
         return self.overhead + self.per_image * size * self.slowdown(size)
 
-    def __call__(self, size: int, images: int) -> float:
+    def __call__(self, size: int, images: int) -> tuple[float, float]:
         self.calls.append((size, images))
-        return size / self.seconds(size)
+        return size / self.seconds(size), self.seconds(size)
 
 
 def test_per_batch_overhead_makes_the_largest_batch_win():
@@ -41,18 +41,30 @@ def test_growth_stops_at_the_step_budget_and_the_cap():
     assert tune_batch_size(Curve(0.0, 1e-6), 400, step=100, max_step_seconds=1.0) == 400
 
 
-def test_candidates_are_timed_in_rounds_over_at_least_half_the_largest_batch():
+def test_the_two_largest_sizes_are_timed_in_rounds_over_the_largest_batch():
     curve = Curve(0.001, 3e-5)
     tune_batch_size(curve, 3200, step=100, max_step_seconds=1.0)
     growth, rounds = curve.calls[:6], curve.calls[6:]
     assert growth == [(s, s) for s in (100, 200, 400, 800, 1600, 3200)]
-    assert len(rounds) == 3 * TUNE_ROUNDS and {s for s, _ in rounds} == {800, 1600, 3200}
-    assert all(images == 1600 for _, images in rounds)  # 800 runs two batches per timing: its overhead counts
+    assert sorted(rounds) == sorted([(1600, 3200), (3200, 3200)] * TUNE_ROUNDS)  # 1600 runs two batches per timing
+
+
+def test_a_size_beyond_memory_is_never_chosen():
+    import torch
+
+    class OutOfMemoryAbove(Curve):
+        def __call__(self, size, images):
+            if size > 800:
+                raise torch.cuda.OutOfMemoryError("synthetic")
+            return super().__call__(size, images)
+
+    assert tune_batch_size(OutOfMemoryAbove(0.001, 3e-5), 12800, step=100, max_step_seconds=1.0) == 800
 
 
 @pytest.mark.parametrize("scores, expected", [
     ({800: 1.0, 1600: 1.0, 3200: 1.0}, 3200),
-    ({800: TUNE_MARGIN * 1.01, 1600: 1.0, 3200: 1.0}, 800),
+    ({1600: TUNE_MARGIN * 1.01, 3200: 1.0}, 1600),
+    ({1600: TUNE_MARGIN * 0.99, 3200: 1.0}, 3200),
     ({800: 1.15, 1600: 1.10, 3200: 1.0}, 1600),  # 800 does not beat 1600 by the margin
     ({}, 100),
 ])

@@ -236,22 +236,29 @@ class SmoothedClassifier:
             self._buffer = None  # the next call allocates exactly what it needs
 
     def _rate_meter(self, point: torch.Tensor):
-        """A function (size, images) -> images per second over ceil(images / size) forwards of ``size`` rows."""
+        """``measure(size, images)`` for ``tune_batch_size``: (images per second, compute seconds per batch).
+
+        Compute seconds: the process's CPU time per thread on a CPU (what a
+        batch costs on idle cores, whatever the load), wall time on CUDA.
+        """
         gen = torch.Generator(device=self.device)
         gen.manual_seed(0)
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        cuda = self.device.type == "cuda"
         shape = tuple(point.shape[1:])
 
-        def rate(size: int, images: int) -> float:
+        def measure(size: int, images: int) -> tuple[float, float]:
             steps = max(1, math.ceil(images / size))
             buf = self._buffer_for(shape, size)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 self._classify(self._noisy_batch(point, [(0, NOISE_BLOCK)] * (size // NOISE_BLOCK), [gen], buf))
-            sync()
-            return steps * size / max(time.perf_counter() - start, 1e-9)
+            if cuda:
+                torch.cuda.synchronize(self.device)
+            wall = max(time.perf_counter() - start, 1e-9)
+            compute = wall if cuda else (time.process_time() - cpu) / max(1, torch.get_num_threads())
+            return steps * size / wall, compute / steps
 
-        return rate
+        return measure
 
     # -- Cohen et al.'s algorithms ----------------------------------------------------------
 
