@@ -10,7 +10,11 @@ size, nothing set by the caller) must keep up with it:
   the median over rounds;
 - while another process loads every core, against the bare loop at batch
   1,000 (the default of Cohen et al.'s reference code), with the harness's
-  batch size tuned under that load: 0.95x in every round.
+  batch size tuned under that load: 0.95x in every one of five rounds. A
+  round in which either side's turns differ by more than 10% (the load
+  itself changed) cannot resolve 5% and is run again, up to 12 rounds; if
+  five steady rounds cannot be had, the test is skipped as unmeasurable,
+  never passed.
 
 Noise on a shared machine: the two sides alternate within each round in an
 ABBA pattern (ours, bare, bare, ours), so load that rises or falls during a
@@ -25,6 +29,7 @@ import sys
 import time
 from typing import Callable
 
+import pytest
 import torch
 
 from bench.certification import SmoothedClassifier
@@ -38,7 +43,12 @@ DRAWS = 3200  # noisy images per timed half-round; a multiple of every batch siz
 BARE_BATCHES = (200, 400, 800, 1600, 3200)
 ROUNDS = 5
 LOADED_ROUNDS = 5
-LOADED_DRAWS = 4000  # per turn under load: four batches of the reference's 1,000, two or more of ours
+LOADED_DRAWS = 2000  # per turn under load: two batches of the reference's 1,000, one of ours (>= 2,000)
+LOADED_CYCLES = 2  # ABBA cycles per round: short turns, so load that changes within a round hits both alike
+# A round counts only if each side's turns took within STEADY x of each other: when the load itself
+# changes by more within a round, no 5% difference can be resolved and the round is run again.
+STEADY = 1.10
+MAX_LOADED_ROUNDS = 12
 REFERENCE_BATCH = 1000  # Cohen et al.'s certify.py default
 LIMIT = 0.95
 
@@ -82,11 +92,21 @@ def ours_loop(smoothed: SmoothedClassifier, x: torch.Tensor, draws: int) -> Call
     return run
 
 
-def abba_ratio(ours: Callable[[], float], bare: Callable[[], float]) -> float:
-    """Bare seconds over ours for the same work, timed ours, bare, bare, ours: > 1 when ours is faster."""
-    o1 = ours()
-    b = bare() + bare()
-    return b / (o1 + ours())
+def abba_round(ours: Callable[[], float], bare: Callable[[], float], cycles: int = 1) -> tuple[float, float]:
+    """(ratio, spread) of one round: ours, bare, bare, ours, then bare, ours, ours, bare, ... for ``cycles``.
+
+    ratio: bare seconds over ours for the same work (> 1 when ours is
+    faster). spread: the largest max/min ratio among one side's turns, a
+    gauge of how much the machine's load changed during the round.
+    """
+    ours_s: list[float] = []
+    bare_s: list[float] = []
+    for cycle in range(cycles):
+        first, second = (ours, bare) if cycle % 2 == 0 else (bare, ours)
+        for fn in (first, second, second, first):
+            (ours_s if fn is ours else bare_s).append(fn())
+    spread = max(max(t) / min(t) for t in (ours_s, bare_s))
+    return sum(bare_s) / sum(ours_s), spread
 
 
 def test_certification_loop_keeps_up_with_best_bare_loop(benchmark):
@@ -103,7 +123,7 @@ def test_certification_loop_keeps_up_with_best_bare_loop(benchmark):
     ours_batch = smoothed.batch_size(x.unsqueeze(0))
     # The bare loop runs at the sweep's best batch and at ours' (if another), so a noisy sweep cannot
     # hand it a weak batch size; the ratio is against whichever is faster over the rounds.
-    ratios = {b: statistics.median(abba_ratio(ours, lambda: bare_loop(model, x, b)) for _ in range(ROUNDS))
+    ratios = {b: statistics.median(abba_round(ours, lambda: bare_loop(model, x, b))[0] for _ in range(ROUNDS))
               for b in sorted({best_batch, ours_batch})}
     bare_batch = min(ratios, key=ratios.get)
     ratio = ratios[bare_batch]
@@ -120,19 +140,27 @@ def test_certification_under_load_keeps_up_with_reference_batch(benchmark, monke
     x = torch.rand(1, 28, 28)
     load = subprocess.Popen([sys.executable, "-c", _LOAD, str(os.cpu_count() or 1)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
+    rounds: list[tuple[float, float]] = []
     try:
         assert load.stdout is not None and load.stdout.readline().strip() == "ready"
         smoothed = SmoothedClassifier(model, SIGMA)
         ours = ours_loop(smoothed, x, LOADED_DRAWS)
         benchmark.pedantic(ours, rounds=1, iterations=1, warmup_rounds=1)  # the warm-up tunes, under load
         ours_batch = smoothed.batch_size(x.unsqueeze(0))
-        bare_loop(model, x, REFERENCE_BATCH, LOADED_DRAWS)  # warm-up
-        ratios = [abba_ratio(ours, lambda: bare_loop(model, x, REFERENCE_BATCH, LOADED_DRAWS))
-                  for _ in range(LOADED_ROUNDS)]
+        bare = lambda: bare_loop(model, x, REFERENCE_BATCH, LOADED_DRAWS)  # noqa: E731
+        bare()  # warm-up
+        while sum(spread <= STEADY for _, spread in rounds) < LOADED_ROUNDS and len(rounds) < MAX_LOADED_ROUNDS:
+            rounds.append(abba_round(ours, bare, LOADED_CYCLES))
     finally:
         load.kill()
         load.wait()
-    benchmark.extra_info.update(ours_batch=ours_batch, ratios=[round(r, 3) for r in ratios])
+    steady = [ratio for ratio, spread in rounds if spread <= STEADY]
+    benchmark.extra_info.update(ours_batch=ours_batch, ratios=[round(r, 3) for r in steady],
+                                unsteady=[(round(r, 3), round(s, 3)) for r, s in rounds if s > STEADY])
     print(f"\nunder load: certification loop (batch {ours_batch}) / bare loop at batch {REFERENCE_BATCH}: "
-          f"throughput ratios {', '.join(f'{r:.3f}' for r in ratios)}")
-    assert min(ratios) >= LIMIT, benchmark.extra_info
+          f"throughput ratios {', '.join(f'{r:.3f}' for r in steady)} "
+          f"({len(rounds) - len(steady)} unsteady rounds left out: {benchmark.extra_info['unsteady']})")
+    if len(steady) < LOADED_ROUNDS:
+        pytest.skip(f"the machine's load changed too much within rounds to resolve a 5% difference: only "
+                    f"{len(steady)} of {len(rounds)} rounds had turns within {STEADY}x of each other")
+    assert min(steady) >= LIMIT, benchmark.extra_info
