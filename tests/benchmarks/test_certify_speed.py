@@ -29,8 +29,8 @@ import sys
 import time
 from typing import Callable
 
-import pytest
 import torch
+from pairing import abba_round, steady_rounds
 
 from bench.certification import SmoothedClassifier
 from bench.certification import smoothing
@@ -45,9 +45,6 @@ ROUNDS = 5
 LOADED_ROUNDS = 5
 LOADED_DRAWS = 2000  # per turn under load: two batches of the reference's 1,000, one of ours (>= 2,000)
 LOADED_CYCLES = 2  # ABBA cycles per round: short turns, so load that changes within a round hits both alike
-# A round counts only if each side's turns took within STEADY x of each other: when the load itself
-# changes by more within a round, no 5% difference can be resolved and the round is run again.
-STEADY = 1.10
 MAX_LOADED_ROUNDS = 12
 REFERENCE_BATCH = 1000  # Cohen et al.'s certify.py default
 LIMIT = 0.95
@@ -92,23 +89,6 @@ def ours_loop(smoothed: SmoothedClassifier, x: torch.Tensor, draws: int) -> Call
     return run
 
 
-def abba_round(ours: Callable[[], float], bare: Callable[[], float], cycles: int = 1) -> tuple[float, float]:
-    """(ratio, spread) of one round: ours, bare, bare, ours, then bare, ours, ours, bare, ... for ``cycles``.
-
-    ratio: bare seconds over ours for the same work (> 1 when ours is
-    faster). spread: the largest max/min ratio among one side's turns, a
-    gauge of how much the machine's load changed during the round.
-    """
-    ours_s: list[float] = []
-    bare_s: list[float] = []
-    for cycle in range(cycles):
-        first, second = (ours, bare) if cycle % 2 == 0 else (bare, ours)
-        for fn in (first, second, second, first):
-            (ours_s if fn is ours else bare_s).append(fn())
-    spread = max(max(t) / min(t) for t in (ours_s, bare_s))
-    return sum(bare_s) / sum(ours_s), spread
-
-
 def test_certification_loop_keeps_up_with_best_bare_loop(benchmark):
     model = make_model()
     x = torch.rand(1, 28, 28)
@@ -140,7 +120,6 @@ def test_certification_under_load_keeps_up_with_reference_batch(benchmark, monke
     x = torch.rand(1, 28, 28)
     load = subprocess.Popen([sys.executable, "-c", _LOAD, str(os.cpu_count() or 1)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
-    rounds: list[tuple[float, float]] = []
     try:
         assert load.stdout is not None and load.stdout.readline().strip() == "ready"
         smoothed = SmoothedClassifier(model, SIGMA)
@@ -149,18 +128,12 @@ def test_certification_under_load_keeps_up_with_reference_batch(benchmark, monke
         ours_batch = smoothed.batch_size(x.unsqueeze(0))
         bare = lambda: bare_loop(model, x, REFERENCE_BATCH, LOADED_DRAWS)  # noqa: E731
         bare()  # warm-up
-        while sum(spread <= STEADY for _, spread in rounds) < LOADED_ROUNDS and len(rounds) < MAX_LOADED_ROUNDS:
-            rounds.append(abba_round(ours, bare, LOADED_CYCLES))
+        steady, unsteady = steady_rounds(ours, bare, needed=LOADED_ROUNDS, limit=MAX_LOADED_ROUNDS,
+                                         cycles=LOADED_CYCLES)
     finally:
         load.kill()
         load.wait()
-    steady = [ratio for ratio, spread in rounds if spread <= STEADY]
-    benchmark.extra_info.update(ours_batch=ours_batch, ratios=[round(r, 3) for r in steady],
-                                unsteady=[(round(r, 3), round(s, 3)) for r, s in rounds if s > STEADY])
+    benchmark.extra_info.update(ours_batch=ours_batch, ratios=[round(r, 3) for r in steady], unsteady=unsteady)
     print(f"\nunder load: certification loop (batch {ours_batch}) / bare loop at batch {REFERENCE_BATCH}: "
-          f"throughput ratios {', '.join(f'{r:.3f}' for r in steady)} "
-          f"({len(rounds) - len(steady)} unsteady rounds left out: {benchmark.extra_info['unsteady']})")
-    if len(steady) < LOADED_ROUNDS:
-        pytest.skip(f"the machine's load changed too much within rounds to resolve a 5% difference: only "
-                    f"{len(steady)} of {len(rounds)} rounds had turns within {STEADY}x of each other")
+          f"throughput ratios {', '.join(f'{r:.3f}' for r in steady)} ({len(unsteady)} unsteady rounds rerun)")
     assert min(steady) >= LIMIT, benchmark.extra_info
