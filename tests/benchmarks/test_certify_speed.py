@@ -43,20 +43,22 @@ DRAWS = 3200  # noisy images per timed half-round; a multiple of every batch siz
 BARE_BATCHES = (200, 400, 800, 1600, 3200)
 ROUNDS = 5
 LOADED_ROUNDS = 5
-LOADED_DRAWS = 2000  # per turn under load: two batches of the reference's 1,000, one of ours (>= 2,000)
+LOADED_DRAWS = 2000  # per turn under load: two batches of the reference's 1,000; one of ours if it tuned >= 2,000
 LOADED_CYCLES = 2  # ABBA cycles per round: short turns, so load that changes within a round hits both alike
 MAX_LOADED_ROUNDS = 12
 REFERENCE_BATCH = 1000  # Cohen et al.'s certify.py default
 LIMIT = 0.95
 
 # Another process's work on every core: a float32 matmul loop (oneMKL threads, like a neighbour's training).
+# It stops by itself when the test process is gone or after 10 minutes, should the test never kill it.
 _LOAD = """
-import sys, torch
+import os, sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
 a = torch.randn(1024, 1024)
 c = torch.empty_like(a)
+parent, deadline = os.getppid(), time.monotonic() + 600
 print("ready", flush=True)
-while True:
+while os.getppid() == parent and time.monotonic() < deadline:
     torch.mm(a, a, out=c)
 """
 
