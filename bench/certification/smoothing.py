@@ -31,8 +31,9 @@ forwards per point in the full profile), so it reuses one preallocated
 channels-last noise buffer (filled in place with ``torch.randn(out=...)``
 and shifted by x in one fused ``torch.add``), runs under inference mode,
 keeps the class counts on the device (no host sync per batch), packs the
-selection and estimation draws into the same forwards and picks the batch
-size by timing a few on the model itself, once per architecture and process.
+selection and estimation draws into the same forwards and uses the largest
+batch that fits unless timing on the model itself finds a smaller one
+clearly faster, once per architecture and process.
 """
 from __future__ import annotations
 

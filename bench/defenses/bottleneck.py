@@ -18,7 +18,7 @@ from ..contract import DefendedModel
 from ..data import Dataset
 from ..nets import make_trunk
 from ..registry import register_defense
-from ..training import train_from_config
+from ..training import seed_everything, train_from_config
 
 
 class BottleneckModel(DefendedModel):
@@ -121,6 +121,7 @@ def build_bottleneck(data: Dataset, config: VIBConfig) -> BottleneckModel:
 
 
 def _fit(data: Dataset, config: VIBConfig, loss, name: str) -> BottleneckModel:
+    seed_everything(config.seed)  # the weight init draws from the global generator
     model = build_bottleneck(data, config).to(data.x_train.device)
     train_from_config(model, data.x_train, data.y_train, loss, config, desc=name)
     return model

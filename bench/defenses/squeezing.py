@@ -46,7 +46,7 @@ from ..data import Dataset
 from ..nets import make_classifier
 from .plain import cross_entropy
 from ..registry import DefenseConfigError, register_defense
-from ..training import train_from_config
+from ..training import seed_everything, train_from_config
 
 DEPLOY_CHOICES = ("bit_depth", "median", "both", "raw")
 
@@ -201,6 +201,7 @@ def fit_feature_squeezing(data: Dataset, config: FeatureSqueezingConfig) -> Defe
     generator = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(n, generator=generator).to(data.x_train.device)
     fit_idx, held_idx = order[holdout:], order[:holdout]
+    seed_everything(config.seed)  # the weight init draws from the global generator
     model = build_feature_squeezing(data, config).to(data.x_train.device)
     train_from_config(model.net, data.x_train[fit_idx], data.y_train[fit_idx], cross_entropy, config,
                       desc="feature_squeezing")
