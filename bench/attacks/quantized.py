@@ -47,6 +47,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from ..contract import DefendedModel, InputTransform
+from ..perf import fast_layout
 from .base import Attack, project
 from .surface import margin_loss
 
@@ -70,12 +71,12 @@ def _box_pgd(v: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, loss: Callable
     others return to their previous iterate with their step halved.
     """
     idx = torch.arange(len(v), device=v.device)
-    v = v.clone()
+    v = fast_layout(v.clone())
     scale = torch.ones(len(v), device=v.device)
     for step in range(steps + 1):
         keep = ~judge(v, idx)
         if not bool(keep.all()):
-            idx, v, scale = idx[keep], v[keep], scale[keep]
+            idx, v, scale = idx[keep], fast_layout(v[keep]), scale[keep]
         if step == steps or not len(idx):
             return
         v.requires_grad_(True)
