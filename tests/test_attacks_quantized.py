@@ -17,7 +17,7 @@ from torch import nn
 
 from bench.attacks import PGD
 from bench.attacks.base import evaluate_correct
-from bench.attacks.quantized import RelaxedPGD, applies_to
+from bench.attacks.quantized import RelaxedPGD, applies_to, check_input_transform
 from bench.contract import ClassifierModel, DefendedModel, InputTransform
 from bench.defenses.squeezing import bit_depth_preimage, reduce_bit_depth, soft_bit_depth
 
@@ -230,3 +230,19 @@ def test_bad_arguments_and_models_without_the_declaration():
     assert not applies_to(plain_model)
     with pytest.raises(ValueError, match="needs a deterministic model that declares input_transform"):
         RelaxedPGD().run(plain_model, torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), EPS)
+
+
+def test_declarations_are_checked(bit_depth_case, plugin_case):
+    net, x, _, tau = bit_depth_case
+    assert check_input_transform(ToyBitDepth(net, tau).eval(), x) == []
+    assert check_input_transform(plugin_case[0].eval(), plugin_case[1]) == []
+
+    class Lying(ToyBitDepth):
+        def input_transform(self) -> InputTransform:
+            full = super().input_transform()
+            return InputTransform(transform=lambda v: v, network=full.network,
+                                  preimage=lambda t: (t - 0.1, t - 0.05), detect_margin_at=lambda v, t: v.sum((1, 2, 3)))
+
+    problems = check_input_transform(Lying(net, tau).eval(), x)
+    assert problems == ["network(transform(x)) differs from forward(x)", "preimage(transform(x)) does not contain x",
+                        "detect_margin_at(x, transform(x)) differs from detect_margin(x)"]

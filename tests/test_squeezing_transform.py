@@ -79,3 +79,11 @@ def test_the_committed_model_still_loads_and_declares_its_surfaces(mnist5k):
     with torch.no_grad():
         assert torch.equal(decl.network(decl.transform(x)), model(x))
         assert torch.allclose(decl.detect_margin_at(x, decl.transform(x)), model.detect_margin(x))
+
+
+@pytest.mark.parametrize("deploy", ["bit_depth", "median", "both"])
+def test_feature_squeezing_passes_the_declaration_check(deploy):
+    from bench.attacks.quantized import check_input_transform
+
+    x = torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    assert check_input_transform(_model(deploy), x) == []

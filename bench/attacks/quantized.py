@@ -1,44 +1,39 @@
 """A quantisation-aware adaptive attack for deployed forwards ``network(transform(x))``.
 
 For defenses that declare ``DefendedModel.input_transform()`` (see
-``bench.contract.InputTransform``): quantisation, bit-depth reduction,
-JPEG-like or filtering front ends. A straight-through gradient (BPDA,
-Athalye, Carlini & Wagner, ICML 2018, arXiv 1802.00420) follows a surface
-the deployed model never computes and trusts it blindly; Tramer, Carlini,
-Brendel & Madry ("On Adaptive Attacks to Adversarial Example Defenses",
-NeurIPS 2020, arXiv 2002.08347) show that such defenses fall once the
-attack is built around what the transform really does. Here:
+``bench.contract.InputTransform``: quantisers, bit depth, JPEG-like or
+filtering front ends). A straight-through gradient (BPDA; Athalye, Carlini
+& Wagner, ICML 2018, arXiv 1802.00420) follows a surface the deployed
+model never computes; Tramer, Carlini, Brendel & Madry (NeurIPS 2020,
+arXiv 2002.08347) break such defenses with attacks built around what the
+transform really does. Here, on the points not broken yet:
 
-Stage 1 (misclassify) runs sign-gradient PGD on up to three surfaces, each
-from a deterministic start and then from random restarts, only on points
-not broken yet:
-- ``reachable`` (needs ``preimage``): the variable is the transformed image
-  itself, inside the box of values the transform can reach from the eps-ball
-  (for 1-bit MNIST: the pixels near 0.5 range over [0, 1], the rest are
-  pinned), i.e. the convex relaxation of the set of reachable quantised
-  images; restarts are random points of that box, the first start its
-  centre.
-- ``relaxed`` (needs ``relaxed``): PGD in input space through the smooth
+Stage 1 (misclassify): sign-gradient PGD on up to three surfaces, each from
+a deterministic start, then from random restarts:
+- ``reachable`` (needs ``preimage``): the variable is the transformed image,
+  in the box of values reachable from the eps-ball (1-bit MNIST: pixels
+  near 0.5 range over [0, 1], the rest are pinned), the convex relaxation
+  of the reachable quantised images; first start its centre, restarts
+  random points of it.
+- ``relaxed`` (needs ``relaxed``): input space through the smooth
   relaxation, its temperature annealed.
-- ``straight-through``: PGD through ``differentiable_forward``.
-Every iterate is judged exactly: its quantised image is realised as an input
-in the eps-ball (the point of that image's preimage nearest the clean
-input) and passed through the deployed forward and detector. The first
-iterate that is misclassified and not flagged is kept.
+- ``straight-through``: through ``differentiable_forward``.
+Every iterate is judged exactly: its quantised image is realised as the
+input of the eps-ball nearest the clean one in that image's preimage, and
+passed through the deployed forward and detector. The first iterate that
+is misclassified and unflagged is kept.
 
-Stage 2 (evade the detector, with a detector that has a margin): from the
-last misclassified but flagged iterate, PGD descends the detector margin
-while the transformed image (hence the misclassification) is held fixed:
-with ``preimage`` the input moves freely inside the box of inputs that
-quantise to the same image (``detect_margin_at`` gives the margin's gradient
-without the transform's spurious straight-through term; feature squeezing's
-score then depends on x only through the raw and median-filtered images);
-without it, steps that would make the deployed prediction correct again are
-undone and that point's step halved. Again every iterate is judged exactly.
+Stage 2 (evade the detector): from the last misclassified but flagged
+iterate, PGD descends the detector margin while the transformed image (so
+the misclassification) is held fixed: with ``preimage`` the input moves
+inside the box of inputs with that image, the gradient from
+``detect_margin_at`` (feature squeezing's score then depends on x only
+through the raw and median-filtered images); without it, steps that would
+make the deployed prediction correct are undone and that point's step
+halved. Every iterate is judged exactly.
 
-Written here rather than taken from a library: no library attack searches
-over reachable quantised images or holds a transformed image fixed.
-Deterministic models only (``applies_to``).
+Written here: no library attack searches reachable quantised images or
+holds a transformed image fixed. Deterministic models only (``applies_to``).
 """
 from __future__ import annotations
 
@@ -131,8 +126,7 @@ class RelaxedPGD(Attack):
                              f"{type(model).__name__} does not (check with quantized.applies_to)")
         state = _State(model, decl, x, y, eps)
         self.stats = {"stage1": 0, "stage2": 0, "candidates": 0}
-        with torch.no_grad():
-            state.done = model(x).argmax(1) != y  # already wrong: nothing to attack (judged by ``perturb``)
+        state.done = model(x).argmax(1).ne(y).detach()  # already wrong: nothing to attack (``perturb`` judges it)
         for restart in range(self.restarts):
             for surface in self.surfaces:
                 if not state.available(surface):
@@ -142,18 +136,17 @@ class RelaxedPGD(Attack):
                     break
                 before = int(state.broken.sum())
                 candidates = self._stage1(state, surface, active, random_start=restart > 0)
-                self.stats["stage1"] += int(state.broken.sum()) - before
-                self.stats["candidates"] += len(candidates)
-                before = int(state.broken.sum())
+                after = int(state.broken.sum())
                 self._stage2(state, candidates)
-                self.stats["stage2"] += int(state.broken.sum()) - before
+                self.stats["stage1"] += after - before
+                self.stats["candidates"] += len(candidates)
+                self.stats["stage2"] += int(state.broken.sum()) - after
         self.report(f"broken {int(state.broken.sum())} (stage 1 {self.stats['stage1']}, stage 2 {self.stats['stage2']})")
         return state.best
 
     def _stage1(self, state: "_State", surface: str, active: torch.Tensor, random_start: bool) -> torch.Tensor:
         """One PGD run on ``surface`` for the ``active`` points; returns the points left with a flagged candidate."""
-        decl, x0, lo, hi = state.decl, state.x[active], state.lo[active], state.hi[active]
-        y = state.y[active]
+        decl, x0, lo, hi, y = state.decl, state.x[active], state.lo[active], state.hi[active], state.y[active]
         state.candidate_of[active] = False
         if surface == "reachable":
             vlo, vhi = decl.transform(lo), decl.transform(hi)
@@ -241,11 +234,8 @@ class _State:
         self.candidate_of = torch.zeros_like(self.done)
 
     def available(self, surface: str) -> bool:
-        if surface == "reachable":
-            return self.decl.preimage is not None
-        if surface == "relaxed":
-            return self.decl.relaxed is not None
-        return True
+        """Whether the declaration has what ``surface`` needs (straight-through: always)."""
+        return {"reachable": self.decl.preimage, "relaxed": self.decl.relaxed}.get(surface, True) is not None
 
     def nearest_in_preimage(self, t: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """The input of the eps-ball nearest the clean one among those the transform maps to ``t``."""
@@ -273,3 +263,38 @@ class _State:
             self.broken[where] = True
             self.done[where] = True
         return broken
+
+
+@torch.no_grad()
+def check_input_transform(model: DefendedModel, x: torch.Tensor, temperature: float = 1e-3) -> list[str]:
+    """Problems with a model's ``input_transform()`` declaration on inputs ``x`` (empty: consistent).
+
+    For ``bench validate``: the split must reproduce the deployed logits,
+    preimage boxes must hold x and map back to its transformed image, a cold
+    relaxation must predict like the deployed model on most inputs, and the
+    fixed-image detector margin must equal ``detect_margin``. (A wrong
+    declaration cannot fake a success, since every example is judged by the
+    deployed model, but it silently weakens the attack.)
+    """
+    decl = model.input_transform()
+    if decl is None:
+        return []
+    problems = []
+    t = decl.transform(x)
+    logits = model(x)
+    if not torch.allclose(decl.network(t), logits, rtol=1e-4, atol=1e-5):
+        problems.append("network(transform(x)) differs from forward(x)")
+    if decl.preimage is not None:
+        lo, hi = decl.preimage(t)
+        if not bool(((lo <= x) & (x <= hi)).all()):
+            problems.append("preimage(transform(x)) does not contain x")
+        elif not (torch.equal(decl.transform(lo), t) and torch.equal(decl.transform(hi), t)):
+            problems.append("the preimage bounds do not map to the transformed image")
+    if decl.relaxed is not None:
+        agree = float((decl.network(decl.relaxed(x, temperature)).argmax(1) == logits.argmax(1)).float().mean())
+        if agree < 0.9:
+            problems.append(f"relaxed(x, {temperature:g}) predicts like the deployed model on only {agree:.0%} of inputs")
+    if decl.detect_margin_at is not None and model.detect_margin is not None:
+        if not torch.allclose(decl.detect_margin_at(x, t), model.detect_margin(x), rtol=1e-4, atol=1e-5):
+            problems.append("detect_margin_at(x, transform(x)) differs from detect_margin(x)")
+    return problems
