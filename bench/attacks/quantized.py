@@ -47,8 +47,7 @@ from .base import Attack, project
 from .surface import margin_loss
 
 SURFACES = ("reachable", "relaxed", "straight-through")
-# the sign step shrinks linearly from (_A0 + _A1) to _A1 of the box width over a run
-_A0, _A1 = 0.1, 0.01
+_A0, _A1 = 0.1, 0.01  # the sign step falls linearly from _A0 + _A1 to _A1 times the box width over a run
 
 
 def applies_to(model: DefendedModel) -> bool:
@@ -125,7 +124,7 @@ class RelaxedPGD(Attack):
             raise ValueError(f"{self.name} needs a deterministic model that declares input_transform(); "
                              f"{type(model).__name__} does not (check with quantized.applies_to)")
         state = _State(model, decl, x, y, eps)
-        self.stats = {"stage1": 0, "stage2": 0, "candidates": 0}
+        self.stats = {key: 0 for key in ("stage1", "stage2", "candidates", *(f"broken_{s}" for s in SURFACES))}
         state.done = model(x).argmax(1).ne(y).detach()  # already wrong: nothing to attack (``perturb`` judges it)
         for restart in range(self.restarts):
             for surface in self.surfaces:
@@ -141,6 +140,7 @@ class RelaxedPGD(Attack):
                 self.stats["stage1"] += after - before
                 self.stats["candidates"] += len(candidates)
                 self.stats["stage2"] += int(state.broken.sum()) - after
+                self.stats[f"broken_{surface}"] += int(state.broken.sum()) - before
         self.report(f"broken {int(state.broken.sum())} (stage 1 {self.stats['stage1']}, stage 2 {self.stats['stage2']})")
         return state.best
 
