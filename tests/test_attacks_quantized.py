@@ -17,7 +17,8 @@ from torch import nn
 
 from bench.attacks import PGD
 from bench.attacks.base import evaluate_correct
-from bench.attacks.quantized import RelaxedPGD, applies_to, check_input_transform
+from bench.attacks.quantized import RelaxedPGD, applies_to
+from bench.contract_checks import input_transform_problems as check_input_transform
 from bench.contract import ClassifierModel, DefendedModel, InputTransform
 from bench.defenses.squeezing import bit_depth_preimage, reduce_bit_depth, soft_bit_depth
 

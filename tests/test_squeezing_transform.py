@@ -83,7 +83,7 @@ def test_the_committed_model_still_loads_and_declares_its_surfaces(mnist5k):
 
 @pytest.mark.parametrize("deploy", ["bit_depth", "median", "both"])
 def test_feature_squeezing_passes_the_declaration_check(deploy):
-    from bench.attacks.quantized import check_input_transform
+    from bench.contract_checks import input_transform_problems as check_input_transform
 
     x = torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(3))
     assert check_input_transform(_model(deploy), x) == []

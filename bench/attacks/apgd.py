@@ -30,7 +30,8 @@ import torch
 
 from ..contract import DefendedModel
 from .autoattack_adapter import LOGGER_NAME, _AA_NORMS, isolated_autoattack
-from .base import Attack, check_norm
+from ..perturbation import check_norm
+from .base import Attack
 from .surface import StraightThrough
 
 APGD_LOSSES = ("ce", "dlr")
