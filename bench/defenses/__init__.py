@@ -1,2 +1,12 @@
 """Built-in defenses; importing this package registers them."""
-from . import adversarial, bottleneck, distillation, noise, plain, squeezing  # noqa: F401  (registration side effects)
+from . import (  # noqa: F401  (registration side effects)
+    adversarial,
+    bottleneck,
+    covariance_smoothing,
+    distillation,
+    lipschitz_margin,
+    macer,
+    noise,
+    plain,
+    squeezing,
+)
