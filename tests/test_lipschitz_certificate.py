@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.certification.lipschitz import lipschitz_certificates, radii_from_logits, summarize
+from bench.certification.lipschitz import lipschitz_certificates, radii_from_logits, standard_radii, summarize
 from bench.contract import ClassifierModel
 
 
@@ -48,3 +48,8 @@ def test_summary_counts_wrong_points_as_uncertified():
     out = summarize(correct, radii, [0.0, 0.5])
     assert out["certified_accuracy"] == {"0": 0.75, "0.5": 0.25}
     assert out["mean_radius"] == pytest.approx((0.3 + 0.0 + 1.0) / 4)
+
+
+def test_standard_radii_reach_the_headline_radius():
+    assert standard_radii(2.0) == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert standard_radii(0.6)[-1] == 0.6

@@ -38,6 +38,12 @@ MARGIN_SLACK = 1e-6  # relative float32 error allowance on the margin (float32 e
 AGREEMENT_TOLERANCE = 1e-4  # max |declared network - deployed forward| / (1 + max |logit|)
 
 
+def standard_radii(l2: float, step: float = 0.25) -> list[float]:
+    """0, step, 2 step, ... up to the dataset's headline L2 radius (MNIST-like: 0 .. 2.0)."""
+    count = int(round(l2 / step))
+    return [round(i * step, 10) for i in range(count + 1)] + ([float(l2)] if count * step < l2 - 1e-12 else [])
+
+
 def not_applicable(reason: str, n: int, seconds: float) -> dict[str, Any]:
     return {"applicable": False, "reason": reason, "bound": None, "certified_accuracy": None,
             "mean_radius": None, "n": n, "seconds": round(seconds, 3), "radii": None}
