@@ -76,12 +76,15 @@ def lipschitz_network(input_shape: tuple[int, ...], num_classes: int, arch: str)
 @dataclass
 class LipschitzMarginConfig(TrainConfig):
     arch: str = param("2c2f", choices=tuple(ARCHITECTURES))
-    lam: float = param(10.0, min=0)  # weight of the radius term (the paper's lambda)
-    alpha: float = param(5.0, gt=0)  # sharpness of exp(-alpha R); the paper's default is 3
-    r0: float = param(1.0, gt=0)  # points certified beyond r0 no longer pay the radius term
+    # lam, alpha, r0: the authors' code defaults. Measured on mnist5k (clean / certified at L2 0.5 / 1.0,
+    # 1,000 test points): 10 epochs 0.929 / 0.729 / 0.259; 20 epochs 0.944 / 0.754 / 0.263; with
+    # lam=10, alpha=5, r0=1.0 and 20 epochs 0.956 / 0.683 / 0.108.
+    lam: float = param(50.0, min=0)  # weight of the radius term (the paper's lambda)
+    alpha: float = param(3.0, gt=0)  # sharpness of exp(-alpha R)
+    r0: float = param(0.5, gt=0)  # points certified beyond r0 no longer pay the radius term
     robust_loss: str = param("max", choices=ROBUST_LOSSES)
     power_iterations: int = param(1, min=1)  # per batch, on persistent vectors
-    epochs: int = param(20, min=1)
+    epochs: int = param(15, min=1)
 
 
 def build_lipschitz_margin(data: Dataset, config: LipschitzMarginConfig) -> DefendedModel:

@@ -74,9 +74,9 @@ def _gate(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 def _conv(m: nn.Conv2d, state: Spatial) -> Spatial:
     if m.groups != 1:
         raise ValueError("covariance propagation supports ungrouped convolutions only")
-    w = m.weight.flatten(2)  # (O, I, taps)
-    tmp = torch.einsum("oit,nij->notj", w, state.cov)
-    return Spatial(m(state.mean), torch.einsum("notj,pjt->nop", tmp, w))
+    w = m.weight.flatten(2).permute(2, 0, 1)  # (taps, O, I)
+    per_tap = w[None] @ state.cov[:, None] @ w.transpose(1, 2)[None]  # (N, taps, O, O)
+    return Spatial(m(state.mean), per_tap.sum(1))
 
 
 def _relu(state: Moments) -> Moments:
@@ -84,10 +84,10 @@ def _relu(state: Moments) -> Moments:
         var = torch.diagonal(state.cov, dim1=1, dim2=2)[:, :, None, None]
         mean, gate = _gate(state.mean, var)
         g = gate.flatten(2)
-        return Spatial(mean, state.cov * torch.einsum("ncp,ndp->ncd", g, g) / g.shape[2])
+        return Spatial(mean, state.cov * (g @ g.transpose(1, 2)) / g.shape[2])
     if isinstance(state, Factored):
-        gram = torch.einsum("ocp,odp->ocd", state.left, state.left)
-        var = torch.einsum("ncd,ocd->no", state.cov_c, gram)
+        gram = state.left @ state.left.transpose(1, 2)  # (O, C, C): sum over positions
+        var = state.cov_c.flatten(1) @ gram.flatten(1).T  # (N, O)
         if state.scale is not None:
             var = var * state.scale.pow(2)
         mean, gate = _gate(state.mean, var)
@@ -105,9 +105,18 @@ def _linear(m: nn.Linear, state: Moments) -> Moments:
         left = m.weight.reshape(m.out_features, channels, positions)
         return Factored(m(state.mean.flatten(1)), left, state.cov, None)
     if state.scale is None:  # two linear layers in a row: compose the shared factor
-        return Factored(m(state.mean), torch.einsum("ko,ocp->kcp", m.weight, state.left), state.cov_c, None)
-    rows = torch.einsum("ko,no,ocp->nkcp", m.weight, state.scale, state.left)
-    return Dense(m(state.mean), torch.einsum("nkcp,ncd,nldp->nkl", rows, state.cov_c, rows))
+        left = (m.weight @ state.left.flatten(1)).reshape(-1, *state.left.shape[1:])
+        return Factored(m(state.mean), left, state.cov_c, None)
+    rows = (m.weight * state.scale[:, None, :]) @ state.left.flatten(1)  # (N, K, C * P)
+    return Dense(m(state.mean), _position_sum(rows.reshape(len(rows), -1, *state.left.shape[1:]), state.cov_c))
+
+
+def _position_sum(rows: torch.Tensor, cov_c: torch.Tensor) -> torch.Tensor:
+    """sum_p rows[:, :, :, p] cov_c rows[:, :, :, p]^T for rows (N, K, C, P): explicit matmuls, no big intermediates."""
+    n, k, c, p = rows.shape
+    by_position = rows.permute(0, 1, 3, 2).reshape(n, k * p, c)  # (N, K P, C)
+    weighted = (by_position @ cov_c).reshape(n, k, p * c)
+    return weighted @ by_position.reshape(n, k, p * c).transpose(1, 2)
 
 
 def propagate(net: nn.Module, x: torch.Tensor, sigma: float) -> Dense:
@@ -133,9 +142,10 @@ def propagate(net: nn.Module, x: torch.Tensor, sigma: float) -> Dense:
         else:
             raise ValueError(f"covariance propagation does not handle {type(m).__name__} at this point")
     if isinstance(state, Factored):
-        rows = state.left if state.scale is None else state.scale[:, :, None, None] * state.left
-        rows = rows.expand(len(state.mean), *state.left.shape) if state.scale is None else rows
-        state = Dense(state.mean, torch.einsum("nkcp,ncd,nldp->nkl", rows, state.cov_c, rows))
+        rows = state.left.expand(len(state.mean), *state.left.shape)
+        if state.scale is not None:
+            rows = state.scale[:, :, None, None] * rows
+        state = Dense(state.mean, _position_sum(rows, state.cov_c))
     if not isinstance(state, Dense) or flattened:
         raise ValueError("covariance propagation needs the network to end with a linear layer after a Flatten")
     return state
