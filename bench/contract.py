@@ -101,6 +101,20 @@ class DefendedModel(nn.Module):
         """Defense-specific attacks appended to the standard battery."""
         return []
 
+    def deterministic_network(self) -> tuple[Optional[nn.Module], str]:
+        """The network the deployed forward equals, for deterministic (Lipschitz) certificates.
+
+        ``(net, "")`` promises ``forward(x) == net(x)`` for every input, with
+        ``net`` a feed-forward module (``bench.lipschitz.structure`` says which
+        layers a bound can read); ``(None, reason)`` says why there is none
+        (a random forward, input quantisation, a detector, ...). The default
+        claims nothing, so the certificate reports "not applicable" with the
+        reason. The certificate checks the claim on the inputs it certifies.
+        """
+        if self.stochastic:
+            return None, "the deployed forward is stochastic; randomized smoothing certifies it, a Lipschitz bound does not"
+        return None, f"{type(self).__name__} declares no network its deployed forward equals (deterministic_network)"
+
     def describe_surface(self) -> dict[str, Any]:
         """What the defense declares to attackers, for summaries and `validate`."""
         bpda = type(self).differentiable_forward is not DefendedModel.differentiable_forward
@@ -122,3 +136,9 @@ class ClassifierModel(DefendedModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def deterministic_network(self) -> tuple[Optional[nn.Module], str]:
+        """``net``, unless a subclass changed the forward or made it random (then it must declare its own)."""
+        if self.stochastic or type(self).forward is not ClassifierModel.forward:
+            return super().deterministic_network()
+        return self.net, ""

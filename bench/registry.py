@@ -200,6 +200,14 @@ class Builtin:
 
 # The built-in defenses, listed without importing torch (`bench defenses`, `bench --help`).
 BUILTIN_DEFENSES: dict[str, Builtin] = {
+    "covariance_smoothing": Builtin("bench.defenses.covariance_smoothing:fit_covariance_smoothing",
+                                    "Zhen et al. 2021: noisy CE plus a radius hinge from propagated means and "
+                                    "covariances, no sampling."),
+    "lipschitz_margin": Builtin("bench.defenses.lipschitz_margin:fit_lipschitz_margin",
+                                "CRM (Fazlyab et al. 2023): cross-entropy plus certified-radius maximisation with "
+                                "LipLT bounds."),
+    "macer": Builtin("bench.defenses.macer:fit_macer",
+                     "MACER (Zhai et al. 2020): soft smoothed CE plus a hinge on the radius, from k noisy samples."),
     "adversarial_training": Builtin("bench.defenses.adversarial:fit_adversarial_training",
                                     "PGD adversarial training (Madry et al. 2018) at the dataset's headline L-inf eps."),
     "distillation": Builtin("bench.defenses.distillation:fit_distillation",

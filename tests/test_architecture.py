@@ -20,7 +20,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 LAYERS = [
     {"bench.config", "bench.schema", "bench.schema.read", "bench.results", "bench.progress", "bench.registry",
      "bench.stats", "bench.errors", "bench.runkey", "bench.rundir"},
-    {"bench.data", "bench.perf", "bench.nets", "bench.contract", "bench.training", "bench.losses",
+    {"bench.data", "bench.perf", "bench.nets", "bench.contract", "bench.training", "bench.losses", "bench.lipschitz",
      "bench.perturbation"},
     {"bench.defenses", "bench.zoo"},
     {"bench.attacks", "bench.certification"},

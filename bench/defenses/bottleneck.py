@@ -47,6 +47,20 @@ class BottleneckModel(DefendedModel):
         # The -5 shift starts the std small (softplus(-5) ~ 0.007), as in Alemi et al.'s code.
         return mu, F.softplus(raw_std - 5.0)
 
+    def deterministic_network(self) -> tuple[Optional[nn.Module], str]:
+        """With ``samples`` == 1 the forward is trunk -> mu -> decoder: a snapshot of that network.
+
+        mu is the first ``k`` outputs of ``to_stats``, copied into its own
+        Linear; the std half is unused by this forward.
+        """
+        if self.samples > 1:
+            return super().deterministic_network()
+        mu = nn.Linear(self.to_stats.in_features, self.k).to(self.to_stats.weight.device)
+        with torch.no_grad():
+            mu.weight.copy_(self.to_stats.weight[: self.k])
+            mu.bias.copy_(self.to_stats.bias[: self.k])
+        return nn.Sequential(self.trunk, mu, self.decoder).eval(), ""
+
     def sample_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One reparameterised draw: (decoder logits, mu, std); used for training."""
         mu, std = self.encode(x)

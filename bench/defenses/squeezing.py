@@ -170,6 +170,16 @@ class FeatureSqueezingModel(DefendedModel):
         """The deployed logits exactly, with the quantiser's gradient replaced by the identity."""
         return self.net(self._squeeze(x, self.deploy, straight_through=True))
 
+    def deterministic_network(self) -> tuple[Optional[nn.Module], str]:
+        """None: the deployed pipeline is not one Lipschitz network."""
+        if self.deploy == "raw":
+            return None, ("deployed with the squeeze-disagreement detector, whose rejections a Lipschitz bound on "
+                          "the classifier does not describe")
+        if self.deploy == "median":
+            return None, "the deployed forward median-filters the input, a layer the Lipschitz bound does not cover"
+        return None, ("the deployed forward quantises the input (bit-depth reduction), which is not Lipschitz: "
+                      "an arbitrarily small change can move a pixel across a rounding threshold")
+
     def detector_score(self, x: torch.Tensor, bit_depth_image: Optional[torch.Tensor] = None) -> torch.Tensor:
         """max over squeezers of ||softmax(f(x)) - softmax(f(squeeze(x)))||_1, straight-through.
 
