@@ -32,6 +32,10 @@ class DefendedModel(nn.Module):
       detector jointly (Carlini & Wagner 2017, "Adversarial examples are not
       easily detected"). A defense with ``detect`` should provide it.
     - ``extra_attacks()``: attacks the defense's author adds to the battery.
+    - ``representation(x)``: the internal representation g(x) that the
+      classifier reads (N, ...), differentiable in x, or None (the default)
+      when the defense exposes none; measured by
+      ``bench.representation.representation_vulnerability``.
     """
 
     stochastic: ClassVar[bool] = False
@@ -53,6 +57,10 @@ class DefendedModel(nn.Module):
         """Defense-specific attacks appended to the standard battery."""
         return []
 
+    def representation(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """The representation g(x) the prediction is read from, or None when there is none to measure."""
+        return None
+
     def describe_surface(self) -> dict[str, Any]:
         """What the defense declares to attackers, for summaries and `validate`."""
         bpda = type(self).differentiable_forward is not DefendedModel.differentiable_forward
@@ -73,3 +81,10 @@ class ClassifierModel(DefendedModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def representation(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """The penultimate features: everything before a final linear head of an ``nn.Sequential``
+        (for bench's own networks, the trunk's 256 ReLU features); None for other networks."""
+        if isinstance(self.net, nn.Sequential) and len(self.net) > 1 and isinstance(self.net[-1], nn.Linear):
+            return self.net[:-1](x)
+        return None
