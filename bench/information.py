@@ -88,11 +88,16 @@ def mi_lower_bound(scores: torch.Tensor, bound: str = "dv") -> torch.Tensor:
 class MIEstimator:
     """How I(X; Z) is estimated: the bound, the critic's size and its training budget.
 
-    ``steps`` Adam steps of ``batch_size`` pairs drawn from the fit split;
-    the estimate is the bound on all pairs of the evaluation split (held out
-    from the critic's training, so a critic that memorised its pairs gains
-    nothing). Representations are standardised per dimension with the clean
-    fit split's mean and std (an invertible map: the MI is unchanged), so one
+    The fit pairs are split (seeded) into ``1 - val_fraction`` for training
+    and ``val_fraction`` for early stopping: up to ``steps`` Adam steps of
+    ``batch_size`` pairs, the critic's state kept from the check (every
+    ``check_every`` steps) with the best validation bound. The estimate is
+    the bound on all pairs of the evaluation split, held out from both.
+    Without early stopping a critic memorises a few hundred images: on 250
+    MNIST pairs, 300 steps put InfoNCE at its cap log 250 on the fit pairs and
+    between 0.13 and 2.84 nats on held-out pairs depending on the seed.
+    Representations are standardised per dimension with the clean fit
+    split's mean and std (an invertible map: the MI is unchanged), so one
     budget suits models whose features differ in scale.
     """
 
@@ -102,15 +107,19 @@ class MIEstimator:
     lr: float = 1e-3
     hidden: int = 256
     embed: int = 64
+    val_fraction: float = 0.2
+    check_every: int = 10
     seed: int = 0
 
     def __post_init__(self) -> None:
         check_bound(self.bound)
-        for key in ("steps", "batch_size", "hidden", "embed"):
+        for key in ("steps", "batch_size", "hidden", "embed", "check_every"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"bad MI estimator {key}={getattr(self, key)!r}; valid: an integer >= 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"bad MI estimator lr={self.lr!r}; valid: a finite number > 0")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"bad MI estimator val_fraction={self.val_fraction!r}; valid: a number in [0, 1)")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,19 +131,30 @@ class MIEstimator:
             return make_critic(x_shape, z_dim, self.hidden, self.embed).to(device)
 
     def fit(self, critic: SeparableCritic, x: torch.Tensor, z: torch.Tensor, steps: Optional[int] = None,
-            offset: int = 0) -> SeparableCritic:
+            offset: int = 0, val: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> SeparableCritic:
         """Train ``critic`` to maximise the bound on (x, z); batches drawn from a generator seeded by
-        ``seed + offset``, so two fits on data of one size see the same batch indices."""
+        ``seed + offset``, so two fits on data of one size see the same batch indices. With ``val``
+        pairs, the critic ends in the state that scored best on them (checked every ``check_every``)."""
         optimizer = torch.optim.Adam(critic.parameters(), lr=self.lr)
         generator = torch.Generator().manual_seed(self.seed + offset)
         size = min(self.batch_size, len(x))
-        critic.train()
-        for _ in range(self.steps if steps is None else steps):
+        steps = self.steps if steps is None else steps
+        best, best_state = -math.inf, None
+        for step in range(steps + 1):
+            if val is not None and (step % self.check_every == 0 or step == steps):
+                score = self.evaluate(critic, *val)
+                if score > best:
+                    best, best_state = score, {k: v.clone() for k, v in critic.state_dict().items()}
+            if step == steps:
+                break
+            critic.train()
             idx = torch.randperm(len(x), generator=generator)[:size].to(x.device)
             loss = -mi_lower_bound(critic.scores(x[idx], z[idx]), self.bound)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if best_state is not None:
+            critic.load_state_dict(best_state)
         critic.eval()
         return critic
 
@@ -145,12 +165,17 @@ class MIEstimator:
 
     def estimate(self, x_fit: torch.Tensor, z_fit: torch.Tensor, x_eval: torch.Tensor,
                  z_eval: torch.Tensor) -> float:
-        """A fresh critic fitted on the fit pairs, evaluated on the held-out pairs (nats).
+        """A fresh critic fitted on the fit pairs (early-stopped on a part of them), evaluated on the
+        held-out pairs (nats).
 
         Clamped at 0: MI is never negative, so max(0, bound) is still a lower
         bound, while a critic that overfitted its fit pairs can score held-out
         pairs far below 0 (DV especially, whose log-mean-exp term is ruled by
         the largest off-diagonal score).
         """
+        n_val = int(round(self.val_fraction * len(x_fit)))
+        order = torch.randperm(len(x_fit), generator=torch.Generator().manual_seed(self.seed + 2)).to(x_fit.device)
+        train, val = (order[n_val:], order[:n_val]) if n_val >= 2 else (order, None)
         critic = self.new_critic(tuple(x_fit.shape[1:]), z_fit.shape[1], x_fit.device)
-        return max(0.0, self.evaluate(self.fit(critic, x_fit, z_fit), x_eval, z_eval))
+        critic = self.fit(critic, x_fit[train], z_fit[train], val=None if val is None else (x_fit[val], z_fit[val]))
+        return max(0.0, self.evaluate(critic, x_eval, z_eval))

@@ -82,7 +82,8 @@ class WorstCaseMIConfig(TrainConfig):
     critic_hidden: int = param(256, min=1)
     critic_embed: int = param(64, min=1)
     head_hidden: int = param(256, min=0)  # 0: a linear head
-    head_epochs: int = param(10, min=1)
+    # 40: the head is cheap (it reads 64 precomputed features); on mnist5k's encoder 10 epochs gave 0.78, 40 gave 0.84
+    head_epochs: int = param(40, min=1)
     epochs: int = param(8, min=1)  # encoder epochs
 
 
