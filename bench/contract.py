@@ -76,6 +76,10 @@ class DefendedModel(nn.Module):
     - ``input_transform()``: None (the default), or an ``InputTransform``
       when the forward is ``network(transform(x))`` with a non-differentiable
       transform; quantisation-aware attacks then use its surfaces.
+    - ``representation(x)``: the internal representation g(x) that the
+      classifier reads (N, ...), differentiable in x, or None (the default)
+      when the defense exposes none; measured by
+      ``bench.representation.representation_vulnerability``.
     """
 
     stochastic: ClassVar[bool] = False
@@ -115,6 +119,10 @@ class DefendedModel(nn.Module):
             return None, "the deployed forward is stochastic; randomized smoothing certifies it, a Lipschitz bound does not"
         return None, f"{type(self).__name__} declares no network its deployed forward equals (deterministic_network)"
 
+    def representation(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """The representation g(x) the prediction is read from, or None when there is none to measure."""
+        return None
+
     def describe_surface(self) -> dict[str, Any]:
         """What the defense declares to attackers, for summaries and `validate`."""
         bpda = type(self).differentiable_forward is not DefendedModel.differentiable_forward
@@ -142,3 +150,10 @@ class ClassifierModel(DefendedModel):
         if self.stochastic or type(self).forward is not ClassifierModel.forward:
             return super().deterministic_network()
         return self.net, ""
+
+    def representation(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """The penultimate features: everything before a final linear head of an ``nn.Sequential``
+        (for bench's own networks, the trunk's 256 ReLU features); None for other networks."""
+        if isinstance(self.net, nn.Sequential) and len(self.net) > 1 and isinstance(self.net[-1], nn.Linear):
+            return self.net[:-1](x)
+        return None

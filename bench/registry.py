@@ -200,6 +200,12 @@ class Builtin:
 
 # The built-in defenses, listed without importing torch (`bench defenses`, `bench --help`).
 BUILTIN_DEFENSES: dict[str, Builtin] = {
+    "ceb": Builtin("bench.defenses.bottleneck:fit_ceb",
+                   "Conditional Entropy Bottleneck (Fischer 2020): CE + beta*(log e(z|x) - log b(z|y)), "
+                   "b(z|y) = N(mu_y, I)."),
+    "worst_case_mi": Builtin("bench.defenses.worst_case_mi:fit_worst_case_mi",
+                             "Worst-case MI representation (Zhu, Zhang, Evans 2020) learned without labels, MLP "
+                             "classifier on top."),
     "covariance_smoothing": Builtin("bench.defenses.covariance_smoothing:fit_covariance_smoothing",
                                     "Zhen et al. 2021: noisy CE plus a radius hinge from propagated means and "
                                     "covariances, no sampling."),

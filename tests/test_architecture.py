@@ -21,7 +21,7 @@ LAYERS = [
     {"bench.config", "bench.schema", "bench.schema.read", "bench.results", "bench.progress", "bench.registry",
      "bench.stats", "bench.errors", "bench.runkey", "bench.rundir"},
     {"bench.data", "bench.perf", "bench.nets", "bench.contract", "bench.training", "bench.losses", "bench.lipschitz",
-     "bench.perturbation"},
+     "bench.perturbation", "bench.information", "bench.representation"},
     {"bench.defenses", "bench.zoo"},
     {"bench.attacks", "bench.certification"},
     {"bench.pipeline", "bench.runsetup", "bench.runspec", "bench.validate", "bench.contract_checks", "bench.api",
