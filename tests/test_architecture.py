@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 # Lower layers never import higher ones (dataset -> defense -> attacks/certification -> results -> reporter).
 LAYERS = [
     {"bench.config", "bench.schema", "bench.schema.read", "bench.results", "bench.progress", "bench.registry",
+     "bench.defense_catalog",
      "bench.stats", "bench.errors", "bench.runkey", "bench.rundir"},
     {"bench.data", "bench.perf", "bench.nets", "bench.contract", "bench.training", "bench.losses", "bench.lipschitz",
      "bench.perturbation", "bench.information", "bench.representation"},
