@@ -11,5 +11,18 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .registry import create_defense, list_defenses, register_defense
 
-__all__ = ["create_defense", "list_defenses", "register_defense"]
+__all__ = ["create_defense", "evaluate", "list_defenses", "register_defense"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``bench.evaluate`` loads on first use (PEP 562), so ``import bench`` stays free of torch."""
+    if name == "evaluate":
+        from .api import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'bench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

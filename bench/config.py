@@ -14,6 +14,7 @@ No torch here: the CLI imports this to parse ``--config KEY=VALUE``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import typing
 from dataclasses import dataclass, field
@@ -50,17 +51,15 @@ def describe_range(f: dataclasses.Field, kind: Optional[type], optional: bool) -
     else:
         bounds = f.metadata.get("bounds", {})
         name = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}.get(kind, "a value")
-        parts = []
-        if "min" in bounds:
-            parts.append(f">= {bounds['min']:g}")
-        if "gt" in bounds:
-            parts.append(f"> {bounds['gt']:g}")
-        if "max" in bounds:
-            parts.append(f"<= {bounds['max']:g}")
-        if "lt" in bounds:
-            parts.append(f"< {bounds['lt']:g}")
+        parts = [f"{op} {_bound(bounds[key])}" for key, op in (("min", ">="), ("gt", ">"), ("max", "<="), ("lt", "<"))
+                 if key in bounds]
         text = name + (" " + " and ".join(parts) if parts else "")
     return text + (" (or none)" if optional else "")
+
+
+def _bound(value: float) -> str:
+    """A bound as text: integers exactly (a seed's 4294967295, not 4.29497e+09), others short."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _kind(annotation: Any) -> tuple[Optional[type], bool]:
@@ -107,6 +106,27 @@ def _problem(value: Any, f: dataclasses.Field, kind: Optional[type], optional: b
         or ("gt" in bounds and value <= bounds["gt"])
         or ("lt" in bounds and value >= bounds["lt"])
     )
+
+
+def coerce(value: str, kind: Optional[type]) -> Any:
+    """Parse VALUE of --config KEY=VALUE by the config field's type (JSON, else text, when untyped)."""
+    text = value.strip()
+    if text.lower() in ("none", "null"):
+        return None
+    if kind is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if kind in (int, float):
+        return kind(text)
+    if kind is str:
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def validate_config(config: Any, owner: str = "") -> Any:

@@ -216,6 +216,49 @@ def check_reload(p: Probe) -> Check:
                  else "the reloaded model's logits differ: some state is not in the state dict (use buffers)")
 
 
+@torch.no_grad()
+def input_transform_problems(model: DefendedModel, x: torch.Tensor, temperature: float = 1e-3) -> list[str]:
+    """Problems with a model's ``input_transform()`` declaration on inputs ``x`` (empty: consistent).
+
+    The split must reproduce the deployed logits,
+    preimage boxes must hold x and map back to its transformed image, a cold
+    relaxation must predict like the deployed model on most inputs, and the
+    fixed-image detector margin must equal ``detect_margin``. (A wrong
+    declaration cannot fake a success, since every example is judged by the
+    deployed model, but it silently weakens the attack.)
+    """
+    decl = model.input_transform()
+    if decl is None:
+        return []
+    problems = []
+    t = decl.transform(x)
+    logits = model(x)
+    if not torch.allclose(decl.network(t), logits, rtol=1e-4, atol=1e-5):
+        problems.append("network(transform(x)) differs from forward(x)")
+    if decl.preimage is not None:
+        lo, hi = decl.preimage(t)
+        if not bool(((lo <= x) & (x <= hi)).all()):
+            problems.append("preimage(transform(x)) does not contain x")
+        elif not (torch.equal(decl.transform(lo), t) and torch.equal(decl.transform(hi), t)):
+            problems.append("the preimage bounds do not map to the transformed image")
+    if decl.relaxed is not None:
+        agree = float((decl.network(decl.relaxed(x, temperature)).argmax(1) == logits.argmax(1)).float().mean())
+        if agree < 0.9:
+            problems.append(f"relaxed(x, {temperature:g}) predicts like the deployed model on only {agree:.0%} of inputs")
+    if decl.detect_margin_at is not None and model.detect_margin is not None:
+        if not torch.allclose(decl.detect_margin_at(x, t), model.detect_margin(x), rtol=1e-4, atol=1e-5):
+            problems.append("detect_margin_at(x, transform(x)) differs from detect_margin(x)")
+    return problems
+
+
+def check_input_transform(p: Probe) -> Check:
+    if p.model.input_transform() is None:
+        return Check("input transform", True, "none declared")
+    problems = input_transform_problems(p.model, p.x)
+    detail = "; ".join(problems) if problems else "network(transform(x)) reproduces the deployed logits; surfaces consistent"
+    return Check("input transform", not problems, detail)
+
+
 CHECKS: list[tuple[str, Callable[[Probe], Check]]] = [
     ("forward", check_forward),
     ("inputs in [0, 1]", check_unit_interval),
@@ -225,6 +268,7 @@ CHECKS: list[tuple[str, Callable[[Probe], Check]]] = [
     ("ce gradients", check_ce_saturation),
     ("detector", check_detector),
     ("extra attacks", check_extra_attacks),
+    ("input transform", check_input_transform),
     ("zoo reload", check_reload),
 ]
 

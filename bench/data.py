@@ -10,8 +10,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
+
+from .registry import Registry, UnknownNameError
 
 if TYPE_CHECKING:  # torch and numpy load when a dataset does, not when the CLI parses a name
     import numpy as np
@@ -184,7 +187,7 @@ def _torchvision_split(name: str, root: Path, train: bool):
         ) from exc
 
 
-def _load_torchvision(name: str, data_dir: Optional[Path], threat: ThreatModel) -> Dataset:
+def _load_torchvision(name: str, data_dir: Optional[Path], *, threat: ThreatModel) -> Dataset:
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     train = _torchvision_split(name, root, True)
     test = _torchvision_split(name, root, False)
@@ -216,28 +219,47 @@ def _load_torchvision(name: str, data_dir: Optional[Path], threat: ThreatModel) 
     )
 
 
-DATASETS: dict[str, Callable[[Optional[Path]], Dataset]] = {
-    "mnist5k": load_mnist5k,
-    "mnist": lambda d: _load_torchvision("mnist", d, MNIST_THREAT),
-    "fashion-mnist": lambda d: _load_torchvision("fashion-mnist", d, MNIST_THREAT),
-    "cifar10": lambda d: _load_torchvision("cifar10", d, CIFAR_THREAT),
-}
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: its loader (data directory -> Dataset) and its default threat model."""
+
+    name: str
+    load: Callable[[Optional[Path]], Dataset]
+    threat: ThreatModel
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", group="bench.datasets")
+
+
+def register_dataset(name: str, load: Callable[[Optional[Path]], Dataset], threat: ThreatModel) -> None:
+    """Add a dataset (built-ins below; a plugin from a module named by a `bench.datasets` entry point)."""
+    DATASETS.add(name, DatasetSpec(name, load, threat), f"{load.__module__}:{getattr(load, '__qualname__', name)}")
+
+
+register_dataset("mnist5k", load_mnist5k, MNIST_THREAT)
+register_dataset("mnist", partial(_load_torchvision, "mnist", threat=MNIST_THREAT), MNIST_THREAT)
+register_dataset("fashion-mnist", partial(_load_torchvision, "fashion-mnist", threat=MNIST_THREAT), MNIST_THREAT)
+register_dataset("cifar10", partial(_load_torchvision, "cifar10", threat=CIFAR_THREAT), CIFAR_THREAT)
 DEFAULT_DATASET = "mnist5k"
 
 
 def list_datasets() -> list[str]:
-    return list(DATASETS)
+    builtin = ["mnist5k", "mnist", "fashion-mnist", "cifar10"]  # the order `--help` and errors show
+    return builtin + [n for n in DATASETS.names() if n not in builtin]
+
+
+def _spec(name: str) -> DatasetSpec:
+    try:
+        return DATASETS.get(name)
+    except UnknownNameError:
+        raise DatasetError(f"unknown dataset {name!r}; valid choices: {', '.join(list_datasets())}") from None
 
 
 def load_dataset(name: str, data_dir: Optional[Path] = None) -> Dataset:
     """Load a named dataset; unknown names raise DatasetError listing the valid ones."""
-    if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}")
-    return DATASETS[name](data_dir)
+    return _spec(name).load(data_dir)
 
 
 def threat_model(name: str) -> ThreatModel:
     """The default threat model of a dataset without loading it."""
-    if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}")
-    return CIFAR_THREAT if name == "cifar10" else MNIST_THREAT
+    return _spec(name).threat

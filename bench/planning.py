@@ -122,7 +122,7 @@ def _calibrate_attacks(plan: list[Any], model: Any, x: Any, y: Any, indices: lis
 
 
 def _calibrate_certification(model: Any, x: Any, y: Any, profile: str, threat: Any, seed: int,
-                             log: Log) -> list[CertifyPlan]:
+                             log: Log, sigmas: Optional[tuple[float, ...]] = None) -> list[CertifyPlan]:
     from .certification.certify import CertifySettings, certify_row, spread_indices
     from .certification.profiles import PROFILES, get_profile, profile_sigmas
     from .certification.smoothing import SmoothedClassifier
@@ -131,7 +131,7 @@ def _calibrate_certification(model: Any, x: Any, y: Any, profile: str, threat: A
     prof = get_profile(profile)
     points = spread_indices(len(x), prof.points)
     plans = []
-    for sigma in profile_sigmas(profile, threat):
+    for sigma in sorted(set(sigmas)) if sigmas else profile_sigmas(profile, threat):
         n_cal = min(prof.n, CERTIFY_CALIBRATION_N)
         settings = CertifySettings(sigma=sigma, n0=prof.n0, n=n_cal, alpha=prof.alpha, seed=seed)
         smoothed = SmoothedClassifier(model, sigma)
@@ -183,6 +183,8 @@ def plan_run(opts: RunOptions, *, workers: Optional[tuple[int, ...]] = None, log
     """
     from .attacks.plan import plan_battery
     from .attacks.profiles import get_profile
+    from .attacks.registry import TRANSFER_ATTACK
+    from .runspec import check_attack_selection
 
     battery_profile = get_profile(opts.profile)
     p = prepare(opts.defense, opts.dataset, seed=opts.seed, device=opts.device, config=opts.config,
@@ -190,15 +192,18 @@ def plan_run(opts: RunOptions, *, workers: Optional[tuple[int, ...]] = None, log
     loaded = load_model(p, opts.retrain, log)
     x, y, indices = evaluation_points(p, opts.n_test)
     eps = p.data.threat.linf if opts.eps is None else float(opts.eps)
+    only = check_attack_selection(opts.attacks)
+    wanted = only is None or TRANSFER_ATTACK in only
     plan = plan_battery(loaded.model, p.data.threat, eps, opts.profile,
-                        transfer_source=load_transfer_source(p, log), seed=p.seed)
+                        transfer_source=load_transfer_source(p, log) if wanted else None, seed=p.seed, only=only)
     start = time.perf_counter()
     result = RunPlan(title=(f"plan: {p.defense.name} on {p.data.name}, profile {opts.profile}, seed {p.seed}: "
                             f"{len(indices)} test points, batch size {opts.batch_size}, executor {opts.executor}"),
                      batch_size=opts.batch_size)
     with _threads(1 if opts.executor == "ray" else None):  # a Ray task has one CPU (num_cpus=1): time it so
         result.attacks = _calibrate_attacks(plan, loaded.model, x, y, indices, p.seed, calibration, log)
-        result.certification = _calibrate_certification(loaded.model, x, y, opts.profile, p.data.threat, p.seed, log)
+        result.certification = (_calibrate_certification(loaded.model, x, y, opts.profile, p.data.threat, p.seed, log,
+                                                         opts.sigmas) if opts.certify else [])
     result.other_seconds = _other_seconds(loaded.model, x, y, opts.batch_size, battery_profile.eot)
     result.calibration_seconds = time.perf_counter() - start
     result.workers = workers or (1,)

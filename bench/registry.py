@@ -22,6 +22,7 @@ from importlib import metadata
 from typing import Any, Callable, Generic, Iterator, Mapping, Optional, TypeVar
 
 from .config import DefenseConfigError, validate_config
+from .defense_catalog import BUILTIN_DEFENSES, Builtin  # noqa: F401  (Builtin: part of the registry's API)
 
 T = TypeVar("T")
 ENTRY_POINT_GROUP = "bench.defenses"
@@ -189,37 +190,6 @@ class Defense:
 def _entry_points() -> list[metadata.EntryPoint]:
     return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
 
-
-@dataclass(frozen=True)
-class Builtin:
-    """A built-in defense before its module is imported: where it lives and its one-line description."""
-
-    target: str  # "module:fit function"; importing the module registers it
-    description: str  # equal to the fit function's first docstring line (a test keeps them in step)
-
-
-# The built-in defenses, listed without importing torch (`bench defenses`, `bench --help`).
-BUILTIN_DEFENSES: dict[str, Builtin] = {
-    "adversarial_training": Builtin("bench.defenses.adversarial:fit_adversarial_training",
-                                    "PGD adversarial training (Madry et al. 2018) at the dataset's headline L-inf eps."),
-    "distillation": Builtin("bench.defenses.distillation:fit_distillation",
-                            "Defensive distillation (Papernot et al. 2016): teacher and student at T, student "
-                            "deployed at T = 1."),
-    "feature_squeezing": Builtin("bench.defenses.squeezing:fit_feature_squeezing",
-                                 "Feature squeezing (Xu et al. 2018): bit-depth + 2x2 median squeezers and a "
-                                 "disagreement detector."),
-    "gaussian_augmentation": Builtin("bench.defenses.noise:fit_gaussian_augmentation",
-                                     "Trained under Gaussian noise (Cohen et al. 2019): the base classifier for "
-                                     "randomized smoothing."),
-    "plain": Builtin("bench.defenses.plain:fit_plain",
-                     "Undefended CNN trained with cross-entropy; the baseline every defense must beat."),
-    "tight_vib": Builtin("bench.defenses.bottleneck:fit_tight_vib",
-                         "Variational Upper Bound (Weingarten et al. 2024): CE + beta*KL - lam*min(H(p_hat), H_max)."),
-    "trades": Builtin("bench.defenses.adversarial:fit_trades",
-                      "TRADES (Zhang et al. 2019): CE(clean) + beta * KL(f(x) || f(x_adv)) at the headline L-inf eps."),
-    "vib": Builtin("bench.defenses.bottleneck:fit_vib",
-                   "Deep Variational Information Bottleneck (Alemi et al. 2017): CE + beta*KL."),
-}
 
 DEFENSES: Registry[DefenseSpec] = Registry(
     "defense", group=ENTRY_POINT_GROUP, builtins={n: b.target for n, b in BUILTIN_DEFENSES.items()},

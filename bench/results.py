@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from .errors import DamagedFileError, OutputPathError, StorageError, environment_error
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _PACKAGES = ("bench", "torch", "torchvision", "numpy", "pandas", "mlxtend", "foolbox", "pyautoattack", "scipy")
@@ -36,8 +38,21 @@ def fingerprint(**parts: Any) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``.
+
+    A write the environment refuses (disk full, permissions) raises
+    ``StorageError`` naming ``path``; the old file, if any, is untouched.
+    """
     path = Path(path)
+    try:
+        _atomic_write(path, data)
+    except OSError as exc:
+        if environment_error(exc) is not None and not isinstance(exc, StorageError):
+            raise StorageError(exc, path) from None
+        raise
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -80,9 +95,47 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, to_json(obj))
 
 
-def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+REMEDY = "delete it and rerun (bench recomputes what it needs)"
+
+
+def read_json(path: Path, remedy: str = REMEDY) -> Any:
+    """The JSON in ``path``; ``DamagedFileError`` (naming the file and ``remedy``) when it is not JSON."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise DamagedFileError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})", remedy) from None
+    except UnicodeDecodeError:
+        raise DamagedFileError(path, "not valid JSON (not UTF-8 text)", remedy) from None
+
+
+def _writable(directory: Path) -> bool:
+    """Whether a file can be created in ``directory`` (tried for real: permission bits say nothing to root)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".bench-probe-"):
+            return True
+    except OSError:
+        return False
+
+
+def check_output_dir(path: Path, what: str) -> Path:
+    """``path`` if it is, or can become, a directory bench can write; else ``OutputPathError`` saying why.
+
+    Run before any work, so a bad ``--out`` fails in a second, not after training.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{what} {str(path)!r} is a file; valid choices: a directory (existing or new)")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputPathError(f"{what} {str(path)!r} cannot be created: {str(existing)!r} is a file; "
+                              "valid choices: a directory (existing or new)")
+    if not _writable(existing):
+        raise OutputPathError(f"{what} {str(path)!r} is not writable ({str(existing)!r} refuses new files); "
+                              "valid choices: a directory you can write to")
+    return path
 
 
 def config_hash(defense: str, dataset: str, config: dict) -> str:

@@ -1,10 +1,29 @@
-"""One seeded training loop (Adam, mini-batches, progress bar) for every defense."""
+"""One seeded, deterministic training loop (Adam, mini-batches, progress bar) for every defense.
+
+Determinism: the same config and seed give bit-identical weights on the same
+machine, torch build, device and thread count. Seeding alone is not enough:
+
+- every defense seeds the global generator *before* building its network
+  (the weight init draws from it; an unseeded init made each process's
+  first training differ), and ``train`` seeds it again before the first batch;
+- ``deterministic_training`` turns off oneMKL's dynamic thread count (Intel's
+  documented condition for run-to-run reproducibility), asks PyTorch for
+  deterministic kernels (warning where an op has none) and, on CUDA, sets
+  cuDNN to deterministic and cuBLAS to a fixed workspace (PyTorch's
+  "Reproducibility" notes; untested here: no GPU).
+
+CPU reductions (conv weight gradients in oneDNN, GEMMs in oneMKL) split work
+by thread, so a different ``torch.get_num_threads()`` gives different bits.
+"""
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
+import torch.utils.deterministic
 from torch import nn
 
 from .config import TrainConfig
@@ -13,6 +32,10 @@ from .progress import progress
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
+# cuBLAS reads this when a process creates its first handle, so it is set at import (PyTorch's
+# reproducibility notes: ":4096:8" or ":16:8"); a value the user set wins.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch's global generators and return a CPU generator for shuffling."""
@@ -20,6 +43,38 @@ def seed_everything(seed: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+@contextlib.contextmanager
+def deterministic_training() -> Iterator[None]:
+    """Deterministic kernels for the duration of a training; the previous settings are restored after.
+
+    ``torch.set_num_threads`` with the current count is how PyTorch turns
+    oneMKL's dynamic threading off (it calls ``mkl_set_dynamic(false)``); the
+    count itself is unchanged. ``warn_only``: an op without a deterministic
+    kernel (none in the built-in defenses) warns instead of stopping a plugin's
+    training. PyTorch would also fill every new tensor with NaN in this mode;
+    that only exposes kernels that read memory they never wrote, and cost 3-6%
+    of a training step here, so it is left off.
+    """
+    fill = torch.utils.deterministic
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        fill.fill_uninitialized_memory,
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    torch.set_num_threads(torch.get_num_threads())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    fill.fill_uninitialized_memory = False
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        fill.fill_uninitialized_memory = previous[2]
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[3], previous[4]
 
 
 def train(
@@ -49,7 +104,7 @@ def train(
     start = time.perf_counter()
     n = len(x)
     steps = (n + batch_size - 1) // batch_size
-    with progress(total=epochs * steps, desc=desc, unit="batch") as bar:
+    with deterministic_training(), progress(total=epochs * steps, desc=desc, unit="batch") as bar:
         for epoch in range(epochs):
             order = torch.randperm(n, generator=generator).to(x.device)
             model.train()

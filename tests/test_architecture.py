@@ -19,13 +19,16 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 # Lower layers never import higher ones (dataset -> defense -> attacks/certification -> results -> reporter).
 LAYERS = [
     {"bench.config", "bench.schema", "bench.schema.read", "bench.results", "bench.progress", "bench.registry",
-     "bench.stats"},
-    {"bench.data", "bench.perf", "bench.nets", "bench.contract", "bench.training", "bench.losses",
-     "bench.perturbation"},
+     "bench.defense_catalog",
+     "bench.stats", "bench.errors", "bench.runkey", "bench.rundir"},
+    {"bench.data", "bench.perf", "bench.nets", "bench.contract", "bench.training", "bench.losses", "bench.lipschitz",
+     "bench.perturbation", "bench.information", "bench.representation"},
     {"bench.defenses", "bench.zoo"},
     {"bench.attacks", "bench.certification"},
     {"bench.executors"},  # where attacks and certification run (local, Ray); above both, below the pipeline
-    {"bench.pipeline", "bench.validate", "bench.contract_checks", "bench.planning"},
+    {"bench.pipeline", "bench.runsetup", "bench.runspec", "bench.validate", "bench.contract_checks", "bench.api",
+     "bench.modelspec", "bench.planning",
+     "bench.sweep"},
     {"bench.report"},
     {"bench.cli", "bench.__main__", "bench"},
 ]
@@ -126,12 +129,13 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_import_bench_and_the_reporter_load_no_torch():
-    result = _python("import sys, bench, bench.report, bench.schema.read, bench.attacks.registry\n"
+    result = _python("import sys, bench, bench.report, bench.schema.read, bench.attacks.registry, bench.sweep.page\n"
                      "assert 'torch' not in sys.modules, 'torch was imported'")
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["defenses"], ["attacks"], ["run", "--help"], ["report", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["defenses"], ["attacks"], ["run", "--help"], ["report", "--help"],
+                                  ["sweep", "--help"]])
 def test_light_commands_load_no_torch(argv):
     result = _python("import sys\nfrom bench.cli import cli\n"
                      f"try:\n    cli({argv!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"

@@ -18,6 +18,15 @@ def _linear(seed: int) -> ClassifierModel:
     return ClassifierModel(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), 10).eval()
 
 
+def _squeezed(seed: int):
+    """A 1-bit feature-squeezing toy: declares a BPDA surface and an input transform, so every attack applies."""
+    from bench.defenses.squeezing import FeatureSqueezingModel
+
+    torch.manual_seed(seed)
+    return FeatureSqueezingModel(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), 10, bits=1, median_size=2,
+                                 deploy="bit_depth").eval()
+
+
 def test_names_are_unique_and_ordered():
     names = attack_names()
     assert len(names) == len(set(names))
@@ -26,9 +35,12 @@ def test_names_are_unique_and_ordered():
 
 
 def test_the_plan_uses_exactly_the_registry_names():
-    model = _linear(0)
+    model = _squeezed(0)  # declares every surface, so every registered attack applies
     plan = plan_battery(model, MNIST_THREAT, transfer_source=(_linear(1), "src"))
     assert [p.name for p in plan if p.role == HEADLINE] == attack_names()
+    # an undeclared input transform leaves the quantisation-aware attack out, and nothing else
+    plain = [p.name for p in plan_battery(_linear(0), MNIST_THREAT, transfer_source=(_linear(1), "src"))]
+    assert [n for n in attack_names() if n not in plain] == ["pgd-linf-relaxed"]
     for planned in plan:
         if planned.role == HEADLINE:
             spec = get_attack(planned.name)
@@ -38,10 +50,11 @@ def test_the_plan_uses_exactly_the_registry_names():
 @pytest.mark.parametrize("spec", attack_specs(), ids=lambda s: s.name)
 def test_every_registered_attack_builds_and_attacks_within_its_budget(spec):
     assert spec.kind in KINDS and spec.norm in ("linf", "l2") and spec.description
-    attack = spec.build(PROFILES["quick"], PlanContext(seed=0, transfer_source=(_linear(1), "src")))
+    model = _squeezed(0)
+    attack = spec.build(PROFILES["quick"], PlanContext(seed=0, transfer_source=(_linear(1), "src"), model=model))
+    assert attack is not None, f"{spec.name} does not apply to a model that declares every surface"
     assert attack.norm == spec.norm
     assert attack.name in (spec.name, spec.name.removesuffix("-strong"))
-    model = _linear(0)
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     y = model(x).argmax(1)
     eps = MNIST_THREAT.eps(spec.norm)

@@ -32,9 +32,9 @@ def test_bench_run_reports_every_attack(bench_home):
         assert entry["norm"] in ("linf", "l2")
     assert summary["attacks"]["cw-l2"]["median_norm"] is None or summary["attacks"]["cw-l2"]["median_norm"] >= 0
     assert summary["attacks"]["fmn-l2"]["norm"] == "l2" and "median_norm" in summary["attacks"]["fmn-l2"]
-    sweep = summary["sweeps"]["pgd-linf"]
+    sweep = summary["sweeps"]["worst-case"]  # the per-sample worst case over CE and margin PGD at each eps
     assert len(sweep["eps"]) >= 6 and sweep["eps"][0] == 0.0 and sweep["eps"][-1] == 1.0
-    assert sweep["eps"] == sorted(sweep["eps"])
+    assert sweep["eps"] == sorted(sweep["eps"]) and sweep["attacks"] == ["pgd-linf", "pgd-linf-margin"]
     assert isinstance(summary["flags"], list)
     assert summary["battery"]["profile"]["name"] == "quick"
     assert 0.0 <= summary["robust_accuracy"] <= min(a["accuracy"] for a in summary["attacks"].values() if a["norm"] == "linf")

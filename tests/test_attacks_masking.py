@@ -13,6 +13,11 @@ from bench.attacks.probes import probe_model
 from bench.attacks.registry import BLACK_BOX
 from bench.contract import DefendedModel
 
+
+def _messages(flags):
+    return [str(f) for f in flags]
+
+
 LEVELS = 4
 
 
@@ -95,8 +100,8 @@ def _battery(model, x, y, tmp_path):
     outcomes = run_battery(model, x, y, plan, records_dir=tmp_path, model_id="toy", indices=indices, seed=0)
     with torch.no_grad():
         clean = model(x).argmax(1) == y
-    flags = masking_flags(clean, outcomes, indices=indices, kinds={p.name: p.kind for p in plan},
-                          probes=probe_model(model, x, y), model=model)
+    flags = _messages(masking_flags(clean, outcomes, indices=indices, kinds={p.name: p.kind for p in plan},
+                          probes=probe_model(model, x, y), model=model))
     return outcomes, flags
 
 
@@ -129,7 +134,7 @@ def test_a_saturated_softmax_is_flagged_and_the_margin_loss_breaks_it(plain_mode
         "pgd-linf": AttackOutcome("pgd-linf", "linf", 0.3, ce, 0.0),
         "pgd-linf-margin": AttackOutcome("pgd-linf-margin", "linf", 0.3, margin, 0.0),
     }
-    flags = masking_flags(torch.ones(len(x), dtype=torch.bool), outcomes, probes=probe_model(model, x, y), model=model)
+    flags = _messages(masking_flags(torch.ones(len(x), dtype=torch.bool), outcomes, probes=probe_model(model, x, y), model=model))
     assert any(f.startswith("zero input gradients (ce loss)") and "softmax saturates" in f for f in flags), flags
     assert any(f.startswith("cross-entropy PGD is weaker than margin-loss PGD") for f in flags), flags
 
@@ -137,10 +142,10 @@ def test_a_saturated_softmax_is_flagged_and_the_margin_loss_breaks_it(plain_mode
 def test_undeclared_randomness_is_flagged(plain_model, points):
     x, y = points
     model = SecretlyRandom(plain_model).eval()
-    flags = masking_flags(torch.ones(len(x), dtype=torch.bool), {}, probes=probe_model(model, x, y), model=model)
+    flags = _messages(masking_flags(torch.ones(len(x), dtype=torch.bool), {}, probes=probe_model(model, x, y), model=model))
     assert any(f.startswith("randomness observed where none was declared") for f in flags), flags
     honest = probe_model(plain_model, x, y)
-    assert not masking_flags(torch.ones(len(x), dtype=torch.bool), {}, probes=honest, model=plain_model)
+    assert not _messages(masking_flags(torch.ones(len(x), dtype=torch.bool), {}, probes=honest, model=plain_model))
 
 
 def test_detector_aware_pgd_beats_the_detector_it_knows(plain_model, points, mnist5k):
@@ -161,7 +166,7 @@ def test_detector_aware_pgd_beats_the_detector_it_knows(plain_model, points, mni
     broken = ~aware_correct
     assert not bool(aware.detect(x_aware[broken]).any())
     assert bool((plain_model(x_aware[broken]).argmax(1) != y[broken]).all())
-    flags = masking_flags(torch.ones(len(x), dtype=torch.bool), {}, model=blind)
+    flags = _messages(masking_flags(torch.ones(len(x), dtype=torch.bool), {}, model=blind))
     assert any("detector but no detect_margin" in f for f in flags)
 
 
@@ -178,5 +183,5 @@ def test_autoattack_counts_on_neither_side_of_the_black_box_check():
         "square": AttackOutcome("square", "linf", 0.3, broken, 0.0),
     }
     kinds = {"pgd-linf": "white-box", "autoattack": ENSEMBLE, "square": BLACK_BOX}
-    flags = masking_flags(survived.clone(), outcomes, kinds=kinds)
+    flags = _messages(masking_flags(survived.clone(), outcomes, kinds=kinds))
     assert any(f.startswith(f"black-box attack square breaks {n} of {n}") for f in flags), flags

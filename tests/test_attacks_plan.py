@@ -13,8 +13,8 @@ from bench.attacks.surface import adaptive_techniques
 from bench.contract import DefendedModel
 from bench.data import MNIST_THREAT
 
-HEADLINE = {"fgsm", "pgd-linf", "pgd-linf-margin", "pgd-l2", "transfer", "square", "autoattack", "cw-l2",
-            "fmn-l2", "fmn-linf", "pgd-linf-strong"}
+HEADLINE = {"fgsm", "pgd-linf", "pgd-linf-margin", "pgd-l2", "transfer", "apgd-ce", "apgd-t", "square", "autoattack",
+            "cw-l2", "fmn-l2", "fmn-linf", "pgd-linf-strong"}
 
 
 class Tiny(DefendedModel):
@@ -44,6 +44,9 @@ def test_quick_plan_has_every_attack_a_sweep_and_stated_subsets():
     subsets = {p.name: p.n for p in headline if p.n is not None}
     assert subsets["autoattack"] <= 100 and subsets["cw-l2"] <= 200  # the expensive ones run on fewer points
     assert all(p.n is None for p in headline if p.name in ("pgd-linf", "fgsm", "transfer"))
+    # the cascade covers every point still robust, in the quick profile too (issue 10)
+    assert [p.name for p in headline if p.cascade] == ["apgd-ce", "apgd-t"]
+    assert all(p.n is None for p in headline if p.cascade)
     sweep = sorted(p.eps for p in plan if p.role == SWEEP)
     assert sweep[0] == 0.0 and sweep[-1] == 1.0 and len(sweep) + 1 >= 6  # + the headline point
     assert 0.3 not in sweep  # reused from the headline pgd-linf

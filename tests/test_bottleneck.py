@@ -69,7 +69,7 @@ def test_sampling_model_is_declared_stochastic():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vib", "tight_vib"])
+@pytest.mark.parametrize("name", ["vib", "tight_vib", "ceb"])
 def test_bottleneck_defaults_reach_95_percent_on_mnist5k(mnist5k, name):
     from bench.registry import create_defense
     from bench.training import accuracy

@@ -170,27 +170,38 @@ def test_certify_alone_then_merges_into_run_summary(monkeypatch, capsys, bench_h
     assert "certified (sigma 0.25)" in out
     (summary_path,) = (bench_home / "results").glob("*/summary.json")
     summary = json.loads(summary_path.read_text())
+    assert summary["evaluation"]["kind"] == "certify" and summary["evaluation"]["certify"]["n"] == 200
     block = summary["certification"]["0.25"]
     assert (block["n"], block["n0"], block["alpha"], block["n_test"]) == (200, 100, 0.001, 6)
     assert list(block["certified_accuracy"])[0] == "0.0" and list(block["certified_accuracy"].values())[-1] == 0.0
     records = pd.read_csv(summary_path.parent / block["records"])
     assert records["index"].tolist() == spread_indices(1000, 6)
 
-    # `bench run` in the same run directory certifies at the dataset's sigma with the quick profile
-    code, out, err = run_cli(monkeypatch, capsys, "run", *common, "--n-test", "12")
+    # `bench run` is another evaluation: its own run directory, certified with the quick profile
+    code, out, err = run_cli(monkeypatch, capsys, "run", *common, "--n-test", "12", "--attacks", "fgsm")
     assert code == 0, err
     assert "certified (sigma 0.25)" in out
-    summary = json.loads(summary_path.read_text())
-    block = summary["certification"]["0.25"]
-    assert (block["n"], block["n0"], block["alpha"], block["n_test"], block["profile"]) == (1000, 100, 0.001, 12, "quick")
-    curve = block["certified_accuracy"]
+    (run_path,) = [p for p in (bench_home / "results").glob("*/summary.json") if p != summary_path]
+    run_summary = json.loads(run_path.read_text())
+    run_block = run_summary["certification"]["0.25"]
+    assert (run_block["n"], run_block["n0"], run_block["alpha"], run_block["n_test"], run_block["profile"]) == (
+        1000, 100, 0.001, 12, "quick")
+    curve = run_block["certified_accuracy"]
     assert all(0.0 <= v <= 1.0 for v in curve.values()) and list(curve.values()) == sorted(curve.values(), reverse=True)
-    assert 0.0 <= block["average_certified_radius"] <= block["max_certifiable_radius"]
+    assert 0.0 <= run_block["average_certified_radius"] <= run_block["max_certifiable_radius"]
+    assert json.loads(summary_path.read_text()) == summary  # the certification run is untouched
 
-    # certifying another sigma afterwards adds a key and keeps the run's results
+    # certifying another sigma with the same settings adds a key to the certification run
     code, out, err = run_cli(monkeypatch, capsys, "certify", *common, "--sigma", "0.5", "--n", "200", "--n-test", "6")
     assert code == 0, err
     merged = json.loads(summary_path.read_text())
-    assert set(merged["certification"]) == {"0.25", "0.5"}
-    assert merged["certification"]["0.25"] == block and merged["attacks"] == summary["attacks"]
+    assert set(merged["certification"]) == {"0.25", "0.5"} and merged["certification"]["0.25"] == block
     assert "robust (worst case)" not in out
+
+    # --out merges a certification into the run's summary and keeps the run's results
+    code, out, err = run_cli(monkeypatch, capsys, "certify", *common, "--sigma", "0.5", "--n", "200", "--n-test", "6",
+                             "--out", str(run_path.parent))
+    assert code == 0, err
+    merged = json.loads(run_path.read_text())
+    assert set(merged["certification"]) == {"0.25", "0.5"} and merged["certification"]["0.25"] == run_block
+    assert merged["attacks"] == run_summary["attacks"] and merged["evaluation"] == run_summary["evaluation"]

@@ -65,7 +65,7 @@ def test_run_writes_summary_reuses_model_and_refuses_tampered_weights(monkeypatc
     assert summary["provenance"]["packages"]["torch"]
     assert summary["model"]["reused"] is False
     assert (summaries[0].parent / "per_sample.csv").exists()
-    assert (bench_home / "leaderboards" / "mnist5k.md").read_text().count("| plain |") == 1
+    assert (bench_home / "leaderboards" / "mnist5k.md").read_text().count("| [plain](mnist5k/plain.md) |") == 1
 
     card_path = bench_home / summary["model"]["card"]
     assert card_path.exists()

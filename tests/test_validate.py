@@ -27,7 +27,7 @@ def test_builtin_defense_passes_validation(name, mnist5k):
     failed = [c.line() for c in checks if not c.passed]
     assert not failed, "\n".join(failed)
     assert [c.name for c in checks][:3] == ["fit", "contract", "forward"]
-    assert len(checks) == 11
+    assert len(checks) == 12  # fit, contract and the ten contract checks (input transform added with issue 10)
 
 
 def test_stochastic_configuration_is_recognised(mnist5k):
@@ -158,7 +158,7 @@ def test_cli_validate_exit_status(broken_defense_registered):
 
     good = runner.invoke(main, ["validate", "plain", "--device", "cpu", "--n-train", "64"])
     assert good.exit_code == 0, good.output
-    assert "plain: all 11 checks passed" in good.output
+    assert "plain: all 12 checks passed" in good.output
 
 
 def test_cli_validate_unknown_name_is_one_line_with_choices():

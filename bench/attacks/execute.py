@@ -17,7 +17,8 @@ from ..perf import fast_layout
 from ..progress import progress
 from ..results import fingerprint
 from .base import AttackOutcome
-from .plan import SWEEP, PlannedAttack
+from .aggregate import worst_case
+from .plan import HEADLINE, SWEEP, PlannedAttack
 from .store import BatchResult, RecordStore, load_batch, save_batch
 
 
@@ -98,6 +99,15 @@ def outcome_of(planned: PlannedAttack, batches: Sequence[BatchResult], indices: 
     )
 
 
+def cascade_positions(planned: PlannedAttack, chosen: list[int], clean_correct: torch.Tensor,
+                      done: list[tuple[PlannedAttack, AttackOutcome]], indices: Sequence[int]) -> list[int]:
+    """Of ``chosen``, the positions still robust: clean-correct and unbroken by every earlier attack at this budget."""
+    same_budget = {p.name: o for p, o in done
+                   if p.role == HEADLINE and o.norm == planned.attack.norm and abs(o.eps - planned.eps) < 1e-9}
+    alive = worst_case(clean_correct, same_budget, indices)
+    return [q for q in chosen if bool(alive[q])]
+
+
 def run_battery(
     model: DefendedModel,
     x: torch.Tensor,
@@ -110,16 +120,24 @@ def run_battery(
     seed: int,
     batch_size: int = 500,
     on_outcome: Optional[Callable[[AttackOutcome, bool], None]] = None,
+    clean_correct: Optional[torch.Tensor] = None,
     executor: Optional[Any] = None,
 ) -> dict[str, AttackOutcome]:
-    """Run (or reload from ``records_dir``) every planned attack; return outcomes by planned name.
+    """Run (or reload from ``records_dir``) every planned attack, in order; return outcomes by planned name.
 
+    Cascade attacks (``planned.cascade``) run only on the points still robust after the earlier
+    attacks at their budget (``clean_correct`` is required then); the others on their seeded subset.
     ``executor`` (a ``bench.executors`` executor) runs each attack on its points; None runs it here.
     """
     store = RecordStore(records_dir)
     outcomes: dict[str, AttackOutcome] = {}
+    done: list[tuple[PlannedAttack, AttackOutcome]] = []
     for planned in plan:
         chosen = subset_positions(len(x), planned.n, seed)
+        if planned.cascade:
+            if clean_correct is None:
+                raise ValueError(f"cascade attack {planned.name} needs the clean-correct mask")
+            chosen = cascade_positions(planned, chosen, clean_correct.cpu().bool(), done, indices)
         chosen_indices = [indices[p] for p in chosen]
         fp = fingerprint(model=model_id, attack=repr(planned.attack), eps=planned.eps, indices=chosen_indices, seed=seed)
         outcome = store.load(planned.name, fp)
@@ -133,6 +151,7 @@ def run_battery(
             store.save(outcome, chosen_indices, fp, name=planned.name)
             store.drop_batches(state_dir)
         outcomes[planned.name] = outcome
+        done.append((planned, outcome))
         if on_outcome is not None:
             on_outcome(outcome, reused)
     return outcomes

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..contract import DefendedModel
+from .apgd import APGD, APGDTargeted
 from .autoattack_adapter import AutoAttack, Square
 from .base import Attack
 from .cw import CarliniWagnerL2
 from .fmn import FMN
 from .gradient import FGSM, PGD
 from .profiles import BatteryProfile
+from .quantized import RelaxedPGD, applies_to
 from .transfer import Transfer
 
 
@@ -25,6 +27,7 @@ class PlanContext:
 
     seed: int = 0
     transfer_source: Optional[tuple[DefendedModel, str]] = None  # (model, id), prepared by the pipeline
+    model: Optional[DefendedModel] = None  # the attacked model: adaptive attacks apply only to what it declares
 
 
 def _pgd(p: BatteryProfile, norm: str, loss: str = "ce", steps: Optional[int] = None,
@@ -77,3 +80,21 @@ def fmn_l2(p: BatteryProfile, ctx: PlanContext) -> Attack:
 
 def fmn_linf(p: BatteryProfile, ctx: PlanContext) -> Attack:
     return FMN(norm="linf", steps=p.fmn_steps, eot=p.eot)
+
+
+def apgd_ce(p: BatteryProfile, ctx: PlanContext) -> Attack:
+    return APGD(loss="ce", n_iter=p.apgd_iter, n_restarts=p.apgd_restarts, seed=ctx.seed, eot=p.eot)
+
+
+def apgd_t(p: BatteryProfile, ctx: PlanContext) -> Optional[Attack]:
+    classes = ctx.model.num_classes if ctx.model is not None else 10
+    if classes < 4:
+        return None  # the targeted DLR loss needs at least 4 classes; APGD-CE still runs
+    return APGDTargeted(n_iter=p.apgd_iter, n_restarts=p.apgd_restarts, n_target_classes=min(p.apgd_targets, classes - 1),
+                        seed=ctx.seed, eot=p.eot)
+
+
+def pgd_linf_relaxed(p: BatteryProfile, ctx: PlanContext) -> Optional[Attack]:
+    if ctx.model is None or not applies_to(ctx.model):
+        return None  # only for deterministic models that declare input_transform()
+    return RelaxedPGD(steps=p.relaxed_steps, restarts=p.relaxed_restarts, evade_steps=p.relaxed_evade_steps)

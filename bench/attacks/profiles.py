@@ -1,10 +1,13 @@
 """Battery profiles: how hard, and on how many points, each attack runs.
 
 ``quick`` (the default) runs the whole battery on the embedded data in
-minutes on 2 CPU cores by running the expensive attacks (AutoAttack, Square,
-C&W, FMN, the convergence check and the eps sweep) on a seeded subset of the
-points; every attack entry in the summary states its ``n``. ``full`` runs
-every attack on every point with the papers' settings. No torch here: the
+minutes on 2 CPU cores: every clean-correct point still robust after the
+cheap attacks meets the cascade (APGD-CE, APGD-T with 3 target classes, and
+the quantisation-aware attack where a defense declares an input transform),
+with fewer iterations, restarts and targets than ``full`` but on every point;
+the expensive checks (AutoAttack, Square, C&W, FMN, the convergence check and
+the eps sweep) run on a seeded subset, and every attack entry states its
+``n``. ``full`` runs every attack on every point with the papers' settings. No torch here: the
 CLI checks ``--profile`` against this table.
 """
 from __future__ import annotations
@@ -32,6 +35,14 @@ class BatteryProfile:
     transfer_steps: int
     sweep_factors: tuple[float, ...]  # multiples of the headline eps; L-inf eps 1.0 is always added
     subsets: dict[str, Optional[int]] = field(default_factory=dict)  # attack -> at most this many points
+    # The cascade (every point still robust): APGD-CE and APGD-T (Croce & Hein 2020), and, for models that
+    # declare an input transform, the quantisation-aware pgd-linf-relaxed.
+    apgd_iter: int = 100
+    apgd_restarts: int = 1
+    apgd_targets: int = 3  # target classes of APGD-T (AutoAttack's standard version: 9)
+    relaxed_steps: int = 50
+    relaxed_restarts: int = 1
+    relaxed_evade_steps: int = 50
 
 
 PROFILES: dict[str, BatteryProfile] = {
@@ -69,6 +80,11 @@ PROFILES: dict[str, BatteryProfile] = {
         transfer_steps=100,
         sweep_factors=(0.0, 1 / 6, 1 / 3, 1 / 2, 2 / 3, 1.0, 4 / 3, 5 / 3),
         subsets={"pgd-linf-strong": 1000},
+        apgd_restarts=5,
+        apgd_targets=9,
+        relaxed_steps=100,
+        relaxed_restarts=3,
+        relaxed_evade_steps=100,
     ),
 }
 

@@ -36,6 +36,9 @@ AUTOATTACK = "autoattack"
 CW_L2 = "cw-l2"
 FMN_L2 = "fmn-l2"
 FMN_LINF = "fmn-linf"
+APGD_CE = "apgd-ce"
+APGD_T = "apgd-t"
+PGD_LINF_RELAXED = "pgd-linf-relaxed"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class AttackSpec:
     description: str
     order: int = 1000  # position in the battery (cheap and standard attacks first)
     title: Optional[str] = None  # how tables show it, when not the name
+    # A cascade attack runs only on the points every earlier attack at its budget left robust (as
+    # AutoAttack runs its own attacks), so it can cover every such point at the cost of the robust ones.
+    cascade: bool = False
 
     def build(self, profile: Any, context: Any) -> Any:
         """The configured attack for this profile and plan context (imports the factory's module)."""
@@ -86,6 +92,15 @@ for _spec in (
     AttackSpec(PGD_L2, "l2", WHITE_BOX, _F + "pgd_l2", "L2 PGD on cross-entropy", 40),
     AttackSpec(TRANSFER_ATTACK, "linf", TRANSFER, _F + "transfer",
                "PGD examples crafted on an independently trained plain model", 50),
+    AttackSpec(APGD_CE, "linf", WHITE_BOX, _F + "apgd_ce",
+               "APGD on cross-entropy (Croce & Hein 2020, pyautoattack), on every point still robust", 52,
+               title="APGD-CE", cascade=True),
+    AttackSpec(APGD_T, "linf", WHITE_BOX, _F + "apgd_t",
+               "APGD-T, targeted DLR loss (pyautoattack), on every point still robust", 54, title="APGD-T",
+               cascade=True),
+    AttackSpec(PGD_LINF_RELAXED, "linf", WHITE_BOX, _F + "pgd_linf_relaxed",
+               "quantisation-aware PGD (reachable images, relaxation, exact rounding; detector evasion) for "
+               "defenses that declare an input transform, on every point still robust", 56, cascade=True),
     AttackSpec(SQUARE, "linf", BLACK_BOX, _F + "square", "Square Attack, score-based black-box (pyautoattack)", 60),
     AttackSpec(AUTOATTACK, "linf", ENSEMBLE, _F + "autoattack",
                "AutoAttack standard (rand for stochastic models), pyautoattack", 70, title="AutoAttack"),

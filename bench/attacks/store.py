@@ -18,7 +18,9 @@ from typing import Any, Optional
 
 import torch
 
+from ..errors import first_line, warn
 from ..results import atomic_write_json, read_json
+from ..rundir import shown
 from .base import AttackOutcome
 
 
@@ -65,27 +67,24 @@ class RecordStore:
         })
 
     def load(self, name: str, fp: str) -> Optional[AttackOutcome]:
-        """The stored outcome for ``name`` if it exists and its fingerprint matches."""
+        """The stored outcome for ``name`` if it exists and its fingerprint matches.
+
+        A damaged record (not JSON, or fields of the wrong shape, even with
+        its fingerprint intact) is recomputed, with one warning naming it.
+        """
         path = self.path(name)
         if not path.exists():
             return None
         try:
             record = read_json(path)
-        except (OSError, ValueError):
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            if record.get("fingerprint") != fp:
+                return None
+            return _outcome(record)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            warn(f"{shown(path)}: damaged attack record ({first_line(exc)}); recomputing it")
             return None
-        if record.get("fingerprint") != fp:
-            return None
-        return AttackOutcome(
-            name=record["name"],
-            norm=record["norm"],
-            eps=record["eps"],
-            correct=torch.tensor(record["correct"], dtype=torch.bool),
-            seconds=record["seconds"],
-            params=record.get("params", {}),
-            indices=record.get("indices"),
-            norms=_norms_from_json(record.get("norms")),
-            warnings=list(record.get("warnings", [])),
-        )
 
     # -- batches of the attack in progress ---------------------------------------------------
     def batch_dir(self, name: str, fp: str) -> Path:
@@ -95,14 +94,54 @@ class RecordStore:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
+def _bools(values: Any, n: Optional[int], what: str) -> torch.Tensor:
+    if not isinstance(values, list) or not all(isinstance(v, bool) for v in values) or (n is not None and len(values) != n):
+        raise ValueError(f"{what} is not a list of {n if n is not None else 'some'} true/false values")
+    return torch.tensor(values, dtype=torch.bool)
+
+
+def _norms_checked(values: Any, n: int) -> Optional[torch.Tensor]:
+    if values is None:
+        return None
+    if not isinstance(values, list) or len(values) != n or not all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values):
+        raise ValueError(f"norms is not a list of {n} numbers")
+    return _norms_from_json(values)
+
+
+def _outcome(record: dict[str, Any]) -> AttackOutcome:
+    """An AttackOutcome from a record, or ValueError saying which field is malformed."""
+    indices = record.get("indices")
+    if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+        raise ValueError("indices is not a list of integers")
+    for key, kind in (("name", str), ("norm", str), ("eps", (int, float)), ("seconds", (int, float))):
+        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
+            raise ValueError(f"{key} is missing or of the wrong type")
+    params, warnings = record.get("params", {}), record.get("warnings", [])
+    if not isinstance(params, dict) or not isinstance(warnings, list):
+        raise ValueError("params or warnings of the wrong type")
+    return AttackOutcome(
+        name=record["name"], norm=record["norm"], eps=float(record["eps"]),
+        correct=_bools(record.get("correct"), len(indices), "correct"), seconds=float(record["seconds"]),
+        params=params, indices=indices, norms=_norms_checked(record.get("norms"), len(indices)),
+        warnings=[str(w) for w in warnings],
+    )
+
+
 def load_batch(state_dir: Path, lo: int, hi: int) -> Optional[BatchResult]:
-    """The kept result of batch [lo, hi) of the attack in progress, if it finished before."""
+    """The kept result of batch [lo, hi) of the attack in progress, if it finished before (damaged: redone)."""
     part = Path(state_dir) / f"batch-{lo}-{hi}.json"
     if not part.exists():
         return None
-    done = read_json(part)
-    correct = torch.tensor(done["correct"], dtype=torch.bool)
-    return BatchResult(correct, _norms_from_json(done["norms"]), list(done["warnings"]))
+    try:
+        done = read_json(part)
+        if not isinstance(done, dict):
+            raise ValueError("not a JSON object")
+        correct = _bools(done.get("correct"), hi - lo, "correct")
+        return BatchResult(correct, _norms_checked(done.get("norms"), hi - lo), [str(w) for w in done.get("warnings", [])])
+    except (OSError, ValueError, TypeError) as exc:
+        warn(f"{shown(part)}: damaged batch of an unfinished attack ({first_line(exc)}); recomputing it")
+        return None
 
 
 def save_batch(state_dir: Path, lo: int, hi: int, batch: BatchResult) -> None:

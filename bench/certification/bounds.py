@@ -27,6 +27,13 @@ def check_alpha(alpha: float) -> float:
     return value
 
 
+def check_sample_count(name: str, value: int) -> int:
+    """A number of noise draws: an integer >= 1 (not a bool, not a float), else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"bad {name} {value!r}; valid choices: an integer >= 1")
+    return int(value)
+
+
 def lower_confidence_bound(successes: int, trials: int, alpha: float) -> float:
     """One-sided (1 - alpha) Clopper-Pearson lower bound on a binomial proportion.
 

@@ -20,7 +20,8 @@ from ..data import ThreatModel
 from ..progress import progress
 from ..results import fingerprint as make_fingerprint, utc_now
 from ..schema import CertificationBlock
-from .bounds import check_alpha, max_certifiable_radius
+from ..stats import clopper_pearson
+from .bounds import check_alpha, check_sample_count, max_certifiable_radius
 from .profiles import PROFILES, get_profile, profile_sigmas
 from .records import format_key, merge_records, read_records, records_path, write_records
 from .smoothing import ABSTAIN, SmoothedClassifier
@@ -54,8 +55,8 @@ class CertifySettings:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"bad sigma {self.sigma!r}; valid choices: a number > 0")
-        if self.n0 < 1 or self.n < 1:
-            raise ValueError(f"bad sample counts n0={self.n0!r}, n={self.n!r}; valid choices: integers >= 1")
+        check_sample_count("n0", self.n0)
+        check_sample_count("n", self.n)
         check_alpha(self.alpha)
 
 
@@ -76,6 +77,7 @@ def certify_row(smoothed: SmoothedClassifier, x: torch.Tensor, label: int, index
         "correct": int(cert.prediction == label),
         "seconds": time.perf_counter() - start,
         "fingerprint": fingerprint,
+        "nonfinite": cert.nonfinite,
     }
 
 
@@ -134,17 +136,21 @@ def summarize(records: pd.DataFrame, settings: CertifySettings) -> Certification
     correct = records["correct"].to_numpy() == 1
     radius = records["radius"].to_numpy()
     curve: dict[str, float] = {}
+    intervals: dict[str, list[float]] = {}
     step = 0
     while count:
         r = step * RADIUS_STEP
-        fraction = float((correct & (radius >= r)).mean())
+        certified = int((correct & (radius >= r)).sum())
+        fraction = certified / count
         curve[format_key(r)] = fraction
+        intervals[format_key(r)] = list(clopper_pearson(certified, count))
         if fraction == 0.0:
             break
         step += 1
     return CertificationBlock(
         sigma=settings.sigma,
         certified_accuracy=curve,
+        certified_accuracy_interval=intervals or None,
         average_certified_radius=float((radius * correct).mean()) if count else float("nan"),
         abstain_rate=float((records["prediction"].to_numpy() == ABSTAIN).mean()) if count else float("nan"),
         n0=settings.n0,
@@ -155,6 +161,7 @@ def summarize(records: pd.DataFrame, settings: CertifySettings) -> Certification
         clamp=settings.clamp,
         seed=settings.seed,
         seconds=round(float(records["seconds"].sum()), 3),  # certifying these points, resumed ones included
+        nonfinite_points=int((records["nonfinite"].to_numpy() > 0).sum()) if "nonfinite" in records else 0,
     )
 
 
@@ -197,6 +204,9 @@ def certify_sigmas(
             f"certified@0.5={at_half:.3f} ACR={block.average_certified_radius:.3f} "
             f"abstain={block.abstain_rate:.3f} ({block.seconds:.1f} s)"
         )
+        if block.nonfinite_points:
+            log(f"  certify    sigma={settings.sigma:<6g} {block.nonfinite_points} of {block.n_test} points had draws "
+                "with non-finite logits (NaN or inf): those draws vote for no class, so such points abstain")
     return blocks
 
 
@@ -213,8 +223,9 @@ def certify_for_run(
     seed: int,
     log: Callable[[str], None] = print,
     executor: Optional[Any] = None,
+    sigmas: Optional[Sequence[float]] = None,
 ) -> dict[str, CertificationBlock]:
-    """`bench run`'s certification: the profile's sigmas, sample sizes and points over the evaluated set.
+    """`bench run`'s certification: the profile's sigmas (or ``sigmas``), sample sizes and points over the evaluated set.
 
     A run profile certification does not know (the battery may grow its own)
     certifies with the quick settings and says so, rather than failing the run.
@@ -225,7 +236,7 @@ def certify_for_run(
     prof = get_profile(profile)
     return certify_sigmas(
         model, x, y,
-        sigmas=profile_sigmas(profile, threat),
+        sigmas=profile_sigmas(profile, threat) if sigmas is None else sorted(set(float(s) for s in sigmas)),
         indices=spread_indices(len(x), prof.points),
         n0=prof.n0, n=prof.n, alpha=prof.alpha,
         records_dir=records_dir, model_id=model_id, dataset=dataset, seed=seed, profile=profile, log=log,

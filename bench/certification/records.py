@@ -3,7 +3,8 @@
 ``<run>/records/certify-sigma<sigma>.csv`` has Cohen et al.'s certify
 columns (index, label, prediction, radius, correct, seconds) plus the
 fingerprint of everything that determines a row (model weights, dataset,
-sigma, n0, n, alpha, seed, clamp). A rerun reuses rows whose fingerprint
+sigma, n0, n, alpha, seed, clamp) and ``nonfinite``, the draws whose logits
+were not finite (0 in files written before it existed). A rerun reuses rows whose fingerprint
 matches and computes only the missing indices; since every row is seeded by
 its own index, files from disjoint shards concatenate into the same records
 one run would have written.
@@ -15,9 +16,12 @@ from typing import Iterable
 
 import pandas as pd
 
+from ..errors import first_line, warn
 from ..results import atomic_write_text
+from ..rundir import shown
 
-COLUMNS = ["index", "label", "prediction", "radius", "correct", "seconds", "fingerprint"]
+COLUMNS = ["index", "label", "prediction", "radius", "correct", "seconds", "fingerprint", "nonfinite"]
+REQUIRED = COLUMNS[:-1]  # "nonfinite" came later; older files lack it
 
 
 def format_key(value: float) -> str:
@@ -44,8 +48,9 @@ def merge_records(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    df = df[COLUMNS].copy()
-    for column in ("index", "label", "prediction", "correct"):
+    df = df.reindex(columns=COLUMNS).copy()
+    df["nonfinite"] = df["nonfinite"].fillna(0)
+    for column in ("index", "label", "prediction", "correct", "nonfinite"):
         df[column] = df[column].astype("int64")
     for column in ("radius", "seconds"):
         df[column] = df[column].astype("float64")
@@ -54,17 +59,22 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_records(path: Path, fingerprint: str) -> pd.DataFrame:
-    """The rows of ``path`` made under ``fingerprint``; none if the file is absent or unreadable."""
+    """The rows of ``path`` made under ``fingerprint``; none if the file is absent.
+
+    A damaged file (not CSV, missing columns, values that are not numbers)
+    is recomputed: one warning naming it, and no rows from it.
+    """
     path = Path(path)
     if not path.exists():
         return empty_records()
     try:
         df = pd.read_csv(path, dtype={"fingerprint": str})
-    except (OSError, ValueError, pd.errors.ParserError):
+        if not set(REQUIRED) <= set(df.columns):
+            raise ValueError(f"missing columns {', '.join(sorted(set(REQUIRED) - set(df.columns)))}")
+        return merge_records([df[df["fingerprint"] == fingerprint]])
+    except (OSError, ValueError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        warn(f"{shown(path)}: damaged certification records ({first_line(exc)}); recomputing them")
         return empty_records()
-    if not set(COLUMNS) <= set(df.columns):
-        return empty_records()
-    return merge_records([df[df["fingerprint"] == fingerprint]])
 
 
 def write_records(path: Path, records: pd.DataFrame) -> None:

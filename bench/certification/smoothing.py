@@ -10,7 +10,10 @@ The base classifier f is any DefendedModel, deployed as is: f(z) is the
 argmax of ``model(z)``, and when the model has a detector that flags z, f(z)
 is an extra "flagged" pseudo-class. The smoothed classifier then abstains
 whenever flagged is its top class, and flagged votes never count for a real
-class, so a detector can only lower a certificate, never inflate it.
+class, so a detector can only lower a certificate, never inflate it. A draw
+whose logits are not all finite (NaN or inf) votes for a second pseudo-class
+in the same way: a model that outputs NaN abstains instead of being
+certified (the argmax of NaN logits is an arbitrary, constant class).
 
 Noise is added without clamping to [0, 1], as in Cohen et al.'s code. (Any
 fixed post-processing of x + noise, clamping included, is also a valid base
@@ -28,14 +31,14 @@ forwards per point in the full profile), so it reuses one preallocated
 channels-last noise buffer (filled in place with ``torch.randn(out=...)``
 and shifted by x in one fused ``torch.add``), runs under inference mode,
 keeps the class counts on the device (no host sync per batch), packs the
-selection and estimation draws into the same forwards and picks the batch
-size by timing a few on the model itself, once per architecture and process.
+selection and estimation draws into the same forwards and uses the largest
+batch that fits unless timing on the model itself finds a smaller one
+clearly faster, once per architecture and process.
 """
 from __future__ import annotations
 
 import hashlib
 import math
-import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -43,14 +46,10 @@ import torch
 from torch import nn
 
 from ..perf import fast_layout
-from .bounds import certified_radius, lower_confidence_bound, two_sided_pvalue
+from .bounds import check_alpha, check_sample_count, certified_radius, lower_confidence_bound, two_sided_pvalue
 
 ABSTAIN = -1
 NOISE_BLOCK = 100  # rows per randn call; batch sizes are multiples of it
-_CPU_MAX_BATCH = 3200  # 6400 ran at half the speed of 3200 here (memory, not caches, by then)
-_CUDA_MAX_BATCH = 12800
-_TUNE_STEP_SECONDS = 1.0  # stop growing the batch once one step takes longer than this
-
 # Tuned batch sizes per architecture (model class and parameter shapes), input shape, device, clamp, detector.
 _tuned_batches: dict[tuple, int] = {}
 
@@ -70,6 +69,7 @@ class Certificate:
     p_lower: float  # Clopper-Pearson lower bound on P(f(x + noise) = prediction's candidate)
     count: int  # estimation draws that voted for the selected class
     n: int
+    nonfinite: int = 0  # draws (selection and estimation) whose logits were not all finite
 
     @property
     def abstained(self) -> bool:
@@ -116,6 +116,11 @@ class SmoothedClassifier:
         """Index of the pseudo-class that detector-flagged draws vote for."""
         return int(self.num_classes)  # type: ignore[arg-type]
 
+    @property
+    def nonfinite_class(self) -> int:
+        """Index of the pseudo-class that draws with non-finite logits vote for."""
+        return int(self.num_classes) + 1  # type: ignore[arg-type]
+
     def generator(self, seed: int, index: int, stream: str) -> torch.Generator:
         """The generator for one sample's stream ("selection", "estimation", "prediction")."""
         gen = torch.Generator(device=self.device)
@@ -138,12 +143,14 @@ class SmoothedClassifier:
         return buf
 
     def _classify(self, batch: torch.Tensor) -> torch.Tensor:
-        """f on a batch of noisy inputs: argmax class, or the flagged pseudo-class."""
-        predictions = self.model(batch).argmax(1)
+        """f on a batch of noisy inputs: argmax class, the flagged or the non-finite pseudo-class."""
+        logits = self.model(batch)
+        predictions = logits.argmax(1)
         if self.detect is not None:
             flagged = self.detect(batch).to(device=predictions.device, dtype=torch.bool)
             predictions = torch.where(flagged, torch.full_like(predictions, self.flagged_class), predictions)
-        return predictions
+        finite = torch.isfinite(logits).all(1)
+        return torch.where(finite, predictions, torch.full_like(predictions, self.nonfinite_class))
 
     def _noisy_batch(self, point: torch.Tensor, rows: list[tuple[int, int]], gens: Sequence[torch.Generator],
                      buf: torch.Tensor) -> torch.Tensor:
@@ -165,8 +172,9 @@ class SmoothedClassifier:
 
         Streams never share a noise draw (each fills its own rows from its own
         generator) but share forwards, so selection (n0 = 100) does not run
-        at a small, slow batch. Counts have ``num_classes + 1`` entries, the
-        last for detector-flagged draws, and are returned on the CPU.
+        at a small, slow batch. Counts have ``num_classes + 2`` entries, the
+        last two for detector-flagged draws and draws with non-finite logits,
+        and are returned on the CPU.
         """
         point = self._point(x)
         shape = tuple(point.shape[1:])
@@ -176,7 +184,7 @@ class SmoothedClassifier:
         ]
         total = sum(size for _, size in blocks)
         gens = [gen for _, gen in draws]
-        counts = torch.zeros((len(draws), self.num_classes + 1), dtype=torch.long, device=self.device)
+        counts = torch.zeros((len(draws), self.num_classes + 2), dtype=torch.long, device=self.device)
         if total == 0:
             return list(counts.cpu())
         batch_size = self.batch_size(point)
@@ -222,52 +230,9 @@ class SmoothedClassifier:
         return _tuned_batches[key]
 
     def _tune_batch_size(self, point: torch.Tensor) -> int:
-        """The fastest batch size of 100, 200, 400, ... rows, measured on this model.
+        from .tuning import tune_batch_size
 
-        Larger batches amortise the fixed cost of a forward (kernel launches,
-        thread wake-ups: about 1 ms on two idle CPU cores, over 100 ms on busy
-        ones) until caches or memory push back. Sizes grow until one step
-        takes ``_TUNE_STEP_SECONDS`` (a large model on a CPU stops early), the
-        cap, or the memory limit. Three passes time every size and each keeps
-        its fastest time, so a first-touch allocation or a busy spell of a
-        neighbour process does not decide; within 3% the larger size wins.
-        About a second for a small CNN on two CPU cores, once per
-        architecture and process.
-        """
-        cap = _CUDA_MAX_BATCH if self.device.type == "cuda" else _CPU_MAX_BATCH
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(0)
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        shape = tuple(point.shape[1:])
-
-        def seconds(size: int) -> float:
-            buf = self._buffer_for(shape, size)
-            start = time.perf_counter()
-            self._classify(self._noisy_batch(point, [(0, NOISE_BLOCK)] * (size // NOISE_BLOCK), [gen], buf))
-            sync()
-            return time.perf_counter() - start
-
-        best: dict[int, float] = {}
-        with torch.inference_mode():
-            try:
-                size = NOISE_BLOCK
-                while size <= cap:  # first pass: which sizes are worth timing
-                    best[size] = seconds(size)
-                    if best[size] > _TUNE_STEP_SECONDS:
-                        break
-                    size *= 2
-                for _ in range(2):  # two more passes, round-robin so that a busy spell hits every size alike
-                    for size in best:
-                        best[size] = min(best[size], seconds(size))
-            except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-            finally:
-                self._buffer = None  # the next call allocates exactly what it needs
-        if not best:
-            return NOISE_BLOCK
-        rate = {size: size / max(t, 1e-9) for size, t in best.items()}
-        fastest = max(rate.values())
-        return max(size for size in rate if rate[size] >= 0.97 * fastest)
+        return tune_batch_size(self, point, NOISE_BLOCK)
 
     # -- Cohen et al.'s algorithms ----------------------------------------------------------
 
@@ -281,8 +246,7 @@ class SmoothedClassifier:
         Abstains when the selected class is the detector's flag or the lower
         bound is at most 1/2; otherwise the radius is sigma * Phi^-1(p_lower).
         """
-        if n0 < 1 or n < 1:
-            raise ValueError(f"bad sample counts n0={n0!r}, n={n!r}; valid choices: integers >= 1")
+        n0, n, alpha = check_sample_count("n0", n0), check_sample_count("n", n), check_alpha(alpha)  # before sampling
         self._seed_model(seed, index)
         selection, estimation = self.sample_counts(
             x, [(n0, self.generator(seed, index, "selection")), (n, self.generator(seed, index, "estimation"))]
@@ -290,22 +254,22 @@ class SmoothedClassifier:
         candidate = int(selection.argmax())
         count = int(estimation[candidate])
         p_lower = lower_confidence_bound(count, n, alpha)
-        if candidate == self.flagged_class or p_lower <= 0.5:
-            return Certificate(ABSTAIN, 0.0, p_lower, count, n)
-        return Certificate(candidate, certified_radius(p_lower, self.sigma), p_lower, count, n)
+        nonfinite = int(selection[self.nonfinite_class] + estimation[self.nonfinite_class])
+        if candidate in (self.flagged_class, self.nonfinite_class) or p_lower <= 0.5:
+            return Certificate(ABSTAIN, 0.0, p_lower, count, n, nonfinite)
+        return Certificate(candidate, certified_radius(p_lower, self.sigma), p_lower, count, n, nonfinite)
 
     def predict(self, x: torch.Tensor, *, n: int, alpha: float, seed: int = 0, index: int = 0) -> int:
         """PREDICT: the top class of n draws, or ABSTAIN unless a binomial test separates it from the runner-up.
 
         The returned class differs from g(x) with probability at most alpha.
         """
-        if n < 1:
-            raise ValueError(f"bad sample count n={n!r}; valid choices: an integer >= 1")
+        n, alpha = check_sample_count("n", n), check_alpha(alpha)  # before sampling
         self._seed_model(seed, index)
         counts = self.counts(x, n, self.generator(seed, index, "prediction"))
         top2 = torch.topk(counts, 2)
         top, count_top, count_second = int(top2.indices[0]), int(top2.values[0]), int(top2.values[1])
-        if top == self.flagged_class or two_sided_pvalue(count_top, count_second) > alpha:
+        if top in (self.flagged_class, self.nonfinite_class) or two_sided_pvalue(count_top, count_second) > alpha:
             return ABSTAIN
         return top
 

@@ -1,8 +1,9 @@
 """`bench report`: leaderboards (Markdown, CSV, HTML, plots) from every results/<run>/summary.json."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import click
 
@@ -10,15 +11,30 @@ from .options import BenchUsageError, echo_err
 
 
 def refresh_leaderboards(results: Path, out: Path, quiet: bool = False) -> list[Path]:
-    """Run the reporter; its warnings (skipped summaries) go to stderr, one line each."""
+    """Run the reporter (one at a time per results directory); its warnings go to stderr, one line each."""
     from ..report import write_report
 
-    report = write_report(results, out)
+    with _lock_if_possible(Path(results) / ".leaderboards.lock", f"writing the leaderboards in {out}"):
+        report = write_report(results, out)
     for warning in report.warnings:
         echo_err(f"bench: warning: {warning}")
     if not quiet:
         echo_err(f"{len(report.boards)} leaderboard(s), {len(report.files)} file(s) in {out}")
     return report.files
+
+
+@contextlib.contextmanager
+def _lock_if_possible(path: Path, what: str) -> Iterator[None]:
+    """Two runs finishing together write the leaderboards one after the other (no lock in a read-only results/)."""
+    from ..rundir import locked
+
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(locked(path, what, echo_err))
+    except OSError:
+        pass
+    with stack:
+        yield
 
 
 @click.command()
@@ -35,5 +51,8 @@ def report(results_dir: Optional[Path], out: Optional[Path]) -> None:
     if not results_dir.is_dir():
         raise BenchUsageError(f"results directory {str(results_dir)!r} does not exist; valid choices: "
                               "a directory holding <run>/summary.json (written by `bench run`)")
+    from ..results import check_output_dir
+
+    check_output_dir(out, "--out")
     for path in refresh_leaderboards(results_dir, out):
         click.echo(str(path))

@@ -28,7 +28,7 @@ from ..contract import DefendedModel
 from ..data import Dataset
 from ..perturbation import project
 from ..registry import DefenseConfigError, register_defense
-from ..training import train_from_config
+from ..training import seed_everything, train_from_config
 from .plain import build_plain, cross_entropy
 
 
@@ -121,6 +121,7 @@ def _schedule(data: Dataset, config: AdversarialTrainingConfig) -> Callable[[], 
 @register_defense("adversarial_training", config=AdversarialTrainingConfig, build=build_plain)
 def fit_adversarial_training(data: Dataset, config: AdversarialTrainingConfig) -> DefendedModel:
     """PGD adversarial training (Madry et al. 2018) at the dataset's headline L-inf eps."""
+    seed_everything(config.seed)  # the weight init draws from the global generator
     model = build_plain(data, config).to(data.x_train.device)
     next_eps = _schedule(data, config)
 
@@ -147,6 +148,7 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
 @register_defense("trades", config=TradesConfig, build=build_plain)
 def fit_trades(data: Dataset, config: TradesConfig) -> DefendedModel:
     """TRADES (Zhang et al. 2019): CE(clean) + beta * KL(f(x) || f(x_adv)) at the headline L-inf eps."""
+    seed_everything(config.seed)  # the weight init draws from the global generator
     model = build_plain(data, config).to(data.x_train.device)
     next_eps = _schedule(data, config)
     train_from_config(model, data.x_train, data.y_train,

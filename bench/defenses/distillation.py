@@ -27,7 +27,7 @@ from ..contract import ClassifierModel, DefendedModel
 from ..data import Dataset
 from ..nets import make_classifier
 from ..registry import DefenseConfigError, register_defense
-from ..training import train_from_config
+from ..training import seed_everything, train_from_config
 
 
 class DistilledModel(ClassifierModel):
@@ -62,6 +62,7 @@ def fit_distillation(data: Dataset, config: DistillationConfig) -> DefendedModel
         raise DefenseConfigError(f"bad temperature {config.temperature}; valid choices: a positive number")
     t = float(config.temperature)
     device = data.x_train.device
+    seed_everything(config.seed)  # each network's weight init draws from the global generator
     teacher = make_classifier(data.input_shape, data.num_classes).to(device)
     train_from_config(teacher, data.x_train, data.y_train, lambda m, x, y: F.cross_entropy(m(x) / t, y), config,
                       desc="distillation teacher", epochs=config.teacher_epochs)
@@ -72,6 +73,7 @@ def fit_distillation(data: Dataset, config: DistillationConfig) -> DefendedModel
     # Soft labels are looked up by batch position: the loss sees (x, y) where y
     # indexes the training set, so pass indices as labels.
     index = torch.arange(len(data.x_train), device=device)
+    seed_everything(config.seed + 1)  # the student's own seed, as its training's seed_offset
     student = build_distillation(data, config).to(device)
     train_from_config(student, data.x_train, index, lambda m, x, i: soft_label_loss(m(x), soft[i], t), config,
                       desc="distillation student", seed_offset=1)

@@ -19,7 +19,7 @@ from ..config import TrainConfig, param
 from ..contract import DefendedModel
 from ..data import Dataset
 from ..registry import DefenseConfigError, register_defense
-from ..training import train_from_config
+from ..training import seed_everything, train_from_config
 from .plain import build_plain, cross_entropy
 
 
@@ -39,6 +39,7 @@ def noise_sigma(data: Dataset, config: GaussianAugmentationConfig) -> float:
 def fit_gaussian_augmentation(data: Dataset, config: GaussianAugmentationConfig) -> DefendedModel:
     """Trained under Gaussian noise (Cohen et al. 2019): the base classifier for randomized smoothing."""
     sigma = noise_sigma(data, config)
+    seed_everything(config.seed)  # the weight init draws from the global generator
     model = build_plain(data, config).to(data.x_train.device)
     train_from_config(model, data.x_train, data.y_train, cross_entropy, config, desc="gaussian_augmentation",
                       transform=lambda x, y: x + sigma * torch.randn_like(x))

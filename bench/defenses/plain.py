@@ -10,7 +10,7 @@ from ..contract import ClassifierModel, DefendedModel
 from ..data import Dataset
 from ..nets import make_classifier
 from ..registry import register_defense
-from ..training import train_from_config
+from ..training import seed_everything, train_from_config
 
 
 @dataclass
@@ -25,6 +25,7 @@ def build_plain(data: Dataset, config: TrainConfig) -> DefendedModel:
 @register_defense("plain", config=PlainConfig, build=build_plain)
 def fit_plain(data: Dataset, config: PlainConfig) -> DefendedModel:
     """Undefended CNN trained with cross-entropy; the baseline every defense must beat."""
+    seed_everything(config.seed)  # the weight init draws from the global generator
     model = build_plain(data, config).to(data.x_train.device)
     train_from_config(model, data.x_train, data.y_train, cross_entropy, config, desc="plain")
     return model

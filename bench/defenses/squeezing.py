@@ -27,6 +27,12 @@ differentiable almost everywhere (the gradient flows to the selected
 pixel). ``detect_margin`` is the detector score minus the threshold through
 the same straight-through surface, so attacks can push misclassification
 and the detector jointly (He et al. 2017 bypass the detector this way).
+``input_transform()`` splits the deployed forward into the squeezer and
+``net`` (``bench.contract.InputTransform``): a sigmoid relaxation of the
+quantiser, the preimage of a 1-bit image (a box of pixel intervals) and
+the detector margin with the squeezed image held fixed, which
+``bench.attacks.quantized`` uses to search the reachable binary images and
+then evade the detector without changing the prediction.
 No extra attacks are declared: the joint classifier-and-detector attack is
 the battery's, built on ``detect_margin``; until it runs, a robust accuracy
 that rests on the detector flagging non-adaptive examples is an upper bound.
@@ -41,12 +47,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig, param
-from ..contract import DefendedModel
+from ..contract import DefendedModel, InputTransform
 from ..data import Dataset
 from ..nets import make_classifier
 from .plain import cross_entropy
 from ..registry import DefenseConfigError, register_defense
-from ..training import train_from_config
+from ..training import seed_everything, train_from_config
 
 DEPLOY_CHOICES = ("bit_depth", "median", "both", "raw")
 
@@ -75,6 +81,32 @@ def reduce_bit_depth(x: torch.Tensor, bits: int, straight_through: bool = False)
     """Quantise [0, 1] inputs to 2**bits levels: round(x * (2**bits - 1)) / (2**bits - 1)."""
     levels = float(2**bits - 1)
     return _QuantiseStraightThrough.apply(x, levels) if straight_through else _quantise(x, levels)
+
+
+def soft_bit_depth(x: torch.Tensor, bits: int, temperature: float) -> torch.Tensor:
+    """A smooth bit-depth reduction: one sigmoid of width ``temperature`` per rounding threshold.
+
+    Tends to ``reduce_bit_depth`` as ``temperature`` -> 0 (away from the
+    thresholds (k + 1/2) / levels); the relaxation quantisation-aware
+    attacks follow instead of a straight-through gradient.
+    """
+    levels = 2**bits - 1
+    thresholds = (torch.arange(levels, dtype=x.dtype, device=x.device) + 0.5) / levels
+    steps = torch.sigmoid((x.unsqueeze(-1) - thresholds) / temperature)
+    return steps.sum(-1) / levels
+
+
+# keeps the preimage bounds clear of the rounding ties (round half to even) whatever float error x * levels has
+_TIE_MARGIN = 1e-6
+
+
+def bit_depth_preimage(t: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel bounds [lo, hi] within [0, 1] of the inputs that ``reduce_bit_depth`` maps to ``t``."""
+    levels = float(2**bits - 1)
+    k = torch.round(t * levels)
+    lo = ((k - 0.5) / levels + _TIE_MARGIN).clamp(0.0, 1.0)
+    hi = ((k + 0.5) / levels - _TIE_MARGIN).clamp(0.0, 1.0)
+    return torch.where(k <= 0, torch.zeros_like(lo), lo), torch.where(k >= levels, torch.ones_like(hi), hi)
 
 
 def _symmetric_pad(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
@@ -138,13 +170,27 @@ class FeatureSqueezingModel(DefendedModel):
         """The deployed logits exactly, with the quantiser's gradient replaced by the identity."""
         return self.net(self._squeeze(x, self.deploy, straight_through=True))
 
-    def detector_score(self, x: torch.Tensor) -> torch.Tensor:
-        """max over squeezers of ||softmax(f(x)) - softmax(f(squeeze(x)))||_1, straight-through."""
+    def deterministic_network(self) -> tuple[Optional[nn.Module], str]:
+        """None: the deployed pipeline is not one Lipschitz network."""
+        if self.deploy == "raw":
+            return None, ("deployed with the squeeze-disagreement detector, whose rejections a Lipschitz bound on "
+                          "the classifier does not describe")
+        if self.deploy == "median":
+            return None, "the deployed forward median-filters the input, a layer the Lipschitz bound does not cover"
+        return None, ("the deployed forward quantises the input (bit-depth reduction), which is not Lipschitz: "
+                      "an arbitrarily small change can move a pixel across a rounding threshold")
+
+    def detector_score(self, x: torch.Tensor, bit_depth_image: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """max over squeezers of ||softmax(f(x)) - softmax(f(squeeze(x)))||_1, straight-through.
+
+        ``bit_depth_image``, when given, stands for the bit-depth squeezed x
+        (held constant: no gradient flows through the quantiser).
+        """
         p = F.softmax(self.net(x), dim=1)
-        scores = [
-            (p - F.softmax(self.net(self._squeeze(x, which, straight_through=True)), dim=1)).abs().sum(1)
-            for which in ("bit_depth", "median")
-        ]
+        if bit_depth_image is None:
+            bit_depth_image = self._squeeze(x, "bit_depth", straight_through=True)
+        squeezed = (bit_depth_image, self._squeeze(x, "median", straight_through=True))
+        scores = [(p - F.softmax(self.net(s), dim=1)).abs().sum(1) for s in squeezed]
         return torch.stack(scores, dim=0).max(0).values
 
     def detect_margin(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -155,6 +201,36 @@ class FeatureSqueezingModel(DefendedModel):
         """True where the squeezed predictions disagree with the raw one beyond the threshold."""
         with torch.no_grad():
             return self.detect_margin(x) > 0
+
+    def input_transform(self) -> Optional[InputTransform]:
+        """The squeezers in front of ``net``, exact and relaxed (see ``bench.contract.InputTransform``).
+
+        With ``deploy`` bit_depth (an element-wise quantiser) the preimage of a
+        squeezed image is a box of pixel intervals, and the detector's
+        bit-depth squeezer is the deployed one, so its score can be taken with
+        the squeezed image held fixed. The median filter is differentiable
+        almost everywhere and needs no relaxation.
+        """
+        if self.deploy == "raw":
+            return None
+        bits, deploy = self.bits, self.deploy
+
+        def transform(x: torch.Tensor) -> torch.Tensor:
+            return self._squeeze(x, deploy, straight_through=False)
+
+        relaxed = None
+        if deploy in ("bit_depth", "both"):
+            def relaxed(x: torch.Tensor, temperature: float) -> torch.Tensor:
+                soft = soft_bit_depth(x, bits, temperature)
+                return median_filter(soft, self.median_size) if deploy == "both" else soft
+
+        if deploy != "bit_depth":
+            return InputTransform(transform=transform, network=self.net, relaxed=relaxed)
+        return InputTransform(
+            transform=transform, network=self.net, relaxed=relaxed,
+            preimage=lambda t: bit_depth_preimage(t, bits),
+            detect_margin_at=lambda x, t: self.detector_score(x, bit_depth_image=t) - self.threshold,
+        )
 
 
 @dataclass
@@ -201,6 +277,7 @@ def fit_feature_squeezing(data: Dataset, config: FeatureSqueezingConfig) -> Defe
     generator = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(n, generator=generator).to(data.x_train.device)
     fit_idx, held_idx = order[holdout:], order[:holdout]
+    seed_everything(config.seed)  # the weight init draws from the global generator
     model = build_feature_squeezing(data, config).to(data.x_train.device)
     train_from_config(model.net, data.x_train[fit_idx], data.y_train[fit_idx], cross_entropy, config,
                       desc="feature_squeezing")

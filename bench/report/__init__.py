@@ -4,11 +4,14 @@ It reads only what runs wrote and writes only derived files, deterministically:
 the same summaries always give the same bytes, so the committed leaderboards
 can be checked by regenerating them.
 
-    load.py    summaries -> normalised runs (tolerant; notes and warnings instead of crashes)
-    tables.py  runs -> boards (one per dataset and threat model), sorting, Markdown/CSV
-    columns.py which columns a board has and how their numbers are written
-    plots.py   boards -> PNG plots
-    html.py    boards + plots -> one self-contained index.html
+    load.py     summaries -> normalised runs (tolerant; notes and warnings instead of crashes)
+    keys.py     what makes rows comparable: threat model and evaluation settings
+    samples.py  per-sample files -> intervals, paired tests, continuous certified curves
+    tables.py   runs -> boards (dataset x threat model x settings), order, ranks, ties
+    headline.py the headline table's <= 10 columns, each number with its n and interval
+    columns.py  the CSV (every figure); markdown.py the board pages; detail.py one page per defense
+    advice.py   what each flag means and what to do; doc.py Markdown/HTML rendering of pages
+    plots.py    boards -> PNG plots (layout.py: labels without overlap); html.py one self-contained index.html
 """
 from __future__ import annotations
 
@@ -17,10 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..results import atomic_write_bytes
+from .columns import to_csv
+from .detail import detail_blocks
+from .doc import to_markdown
 from .html import render_index
 from .load import Run, load_summaries
-from .plots import Plot, board_plots
-from .tables import Board, build_boards, markdown_page, to_csv
+from .markdown import markdown_page
+from .plots import Plot, board_plots, run_plot
+from .tables import Board, build_boards
 
 __all__ = ["Report", "write_report", "load_summaries", "build_boards", "Board", "Run", "Plot"]
 
@@ -52,16 +59,20 @@ def write_report(results_dir: Path, out_dir: Path) -> Report:
     boards = build_boards(summaries)
     report = Report(warnings=warnings, boards=boards)
     plots: dict[str, list[Plot]] = {}
+    run_plots: dict[str, dict[int, Plot]] = {}
     for board in boards:
         plots[board.slug] = board_plots(board)
-        for plot in plots[board.slug]:
-            _write(out_dir / plot.filename, plot.png)
-            report.files.append(out_dir / plot.filename)
+        run_plots[board.slug] = {i: p for i, p in ((i, run_plot(board, i)) for i in range(len(board.rows))) if p}
+        files = [(p.filename, p.png) for p in plots[board.slug] + list(run_plots[board.slug].values())]
         page = markdown_page(board, [(p.filename, p.title) for p in plots[board.slug]], boards)
-        for name, text in ((f"{board.slug}.md", page), (f"{board.slug}.csv", to_csv(board))):
-            _write(out_dir / name, text.encode("utf-8"))
+        files += [(f"{board.slug}.md", page.encode("utf-8")), (f"{board.slug}.csv", to_csv(board).encode("utf-8"))]
+        for i, row in enumerate(board.rows):
+            plot = run_plots[board.slug].get(i)
+            files.append((board.page(row), to_markdown(detail_blocks(board, i, plot.png if plot else None)).encode()))
+        for name, data in files:
+            _write(out_dir / name, data)
             report.files.append(out_dir / name)
-    _write(out_dir / "index.html", render_index(boards, plots, warnings).encode("utf-8"))
+    _write(out_dir / "index.html", render_index(boards, plots, run_plots, warnings).encode("utf-8"))
     report.files.append(out_dir / "index.html")
     return report
 

@@ -71,6 +71,39 @@ def dom_after_clicks(page: Path, table_id: str, column_key: str, clicks: int = 1
         return dump_dom(variant, timeout)
 
 
+_MEASURE_JS = (
+    "<script>window.addEventListener('load',function(){var d=document.documentElement;"
+    "var t=Array.prototype.map.call(document.querySelectorAll('table.board'),function(x){"
+    "var r=x.getBoundingClientRect();return {id:x.id,left:r.left,right:r.right,top:r.top,bottom:r.bottom,"
+    "scroll:x.scrollWidth,client:x.clientWidth};});"
+    "var p=document.createElement('pre');p.id='bench-layout';"
+    "p.textContent=JSON.stringify({viewport:window.innerWidth,height:window.innerHeight,client:d.clientWidth,"
+    "scroll:d.scrollWidth,tables:t});document.body.appendChild(p);});</script>"
+)
+
+
+def measure_layout(page: Path, width: int = 1280, height: int = 800, timeout: float = 120) -> dict:
+    """Where the headline tables land in a ``width`` x ``height`` window, and whether the page scrolls sideways.
+
+    Returns ``{"viewport", "client", "scroll", "tables": [{"id", "left", "right", "top", "bottom"}, ...]}``
+    measured by the browser after layout (``scroll > client``: a horizontal scroll bar).
+    """
+    import html
+    import json
+    import re
+
+    page = Path(page)
+    text = page.read_text(encoding="utf-8").replace("</body>", _MEASURE_JS + "</body>")
+    with tempfile.TemporaryDirectory(prefix="bench-page-") as tmp:
+        variant = Path(tmp) / page.name
+        variant.write_text(text, encoding="utf-8")
+        dom = _run([f"--window-size={width},{height}", "--dump-dom", variant.resolve().as_uri()], timeout).stdout
+    found = re.search(r'<pre id="bench-layout">(.*?)</pre>', dom, flags=re.S)
+    if found is None:
+        raise RuntimeError("the page did not report its layout (scripts blocked?)")
+    return json.loads(html.unescape(found.group(1)))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("page", type=Path)

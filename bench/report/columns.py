@@ -1,44 +1,30 @@
-"""Leaderboard columns: what each column shows, taken from a run, and how its numbers are written.
+"""The CSV: every figure of every row, with its n and 95% interval, for readers who compute.
 
-Every number is formatted here, once, so Markdown, CSV and HTML agree and
-regenerate byte-for-byte. Attack columns use the attack registry's canonical
-names and titles.
+The headline table shows ten columns; the CSV keeps everything a run
+measured (each attack, each certified radius up to the largest certifiable
+one, timings, provenance). Numbers are written once here with ``.6g`` so
+regeneration is byte-for-byte.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from ..attacks.registry import AUTOATTACK, CW_L2, FGSM, FMN_L2, FMN_LINF, PGD_L2, PGD_LINF, SQUARE, TRANSFER_ATTACK, get_attack
-from .load import AttackResult, Run, ThreatKey, fmt_number
+import pandas as pd
 
-# Columns for these attacks come in this order; others (defense-specific ones) follow alphabetically.
-ATTACK_ORDER = (AUTOATTACK, FGSM, PGD_LINF, PGD_L2, CW_L2, SQUARE, TRANSFER_ATTACK, FMN_LINF, FMN_L2)
-MAX_RADII = 6  # more certified radii than this: show a headline subset (the plots show all)
-MISSING = "—"
-
-
+from ..attacks.registry import attack_names
+from .keys import fmt_number
+from .load import Run
+from .samples import accuracy_interval, certified_accuracy
+from .tables import Board
 
 
 @dataclass(frozen=True)
-class Column:
-    """One leaderboard column: CSV key, display header, kind of value, and how to get it from a run."""
-
+class CsvColumn:
     key: str
-    header: str
-    kind: str  # "int", "frac", "norm", "seconds", "commit" or "text"
     get: Callable[[Run], Any]
-    help: str = ""
-
-    def raw(self, row: Run) -> Any:
-        return self.get(row)
 
     def text(self, row: Run) -> str:
-        """The cell as Markdown and HTML show it."""
-        return format_value(self.kind, self.get(row))
-
-    def csv(self, row: Run) -> str:
         value = self.get(row)
         if value is None:
             return ""
@@ -46,148 +32,80 @@ class Column:
             return format(value, ".6g")
         return str(value)
 
-    @property
-    def numeric(self) -> bool:
-        return self.kind not in ("text", "commit")
+
+def _with_interval(key: str, value: Callable[[Run], Optional[float]], n: Callable[[Run], Optional[int]],
+                   given: Callable[[Run], Any] = lambda r: None) -> list[CsvColumn]:
+    def bound(k: int) -> Callable[[Run], Optional[float]]:
+        def get(r: Run) -> Optional[float]:
+            ci = accuracy_interval(value(r), n(r), given(r))
+            return None if ci is None else ci[k]
+        return get
+
+    return [CsvColumn(key, value), CsvColumn(f"{key}_n", n), CsvColumn(f"{key}_lo", bound(0)),
+            CsvColumn(f"{key}_hi", bound(1))]
 
 
-def format_value(kind: str, value: Any) -> str:
-    if value is None:
-        return MISSING
-    if kind in ("frac", "norm"):
-        return f"{value:.3f}"
-    if kind == "seconds":
-        return f"{value:.1f}"
-    if kind == "commit":
-        return str(value)[:12]
-    return str(value)
+def _attack_columns(rows: list[Run]) -> list[CsvColumn]:
+    known = attack_names()
+    keys = sorted({(a.name, a.norm, a.eps) for r in rows for a in r.attacks.values()},
+                  key=lambda k: (known.index(k[0]) if k[0] in known else len(known), k[0], k[1] or "", k[2] or -1.0))
+    cols: list[CsvColumn] = []
+    for name, norm, eps in keys:
+        def attack(r: Run, name=name, norm=norm, eps=eps):
+            a = r.attacks.get(name)
+            return a if a is not None and a.norm == norm and a.eps == eps else None
+
+        budget = " ".join(x for x in (norm or "", "" if eps is None else fmt_number(eps)) if x)
+        key = f"{name}[{budget}]" if budget else name
+        cols += _with_interval(key, lambda r, f=attack: f(r).accuracy if f(r) else None,
+                               lambda r, f=attack: f(r).n if f(r) else None,
+                               lambda r, f=attack: f(r).interval if f(r) else None)
+        if any(attack(r) is not None and attack(r).median_norm is not None for r in rows):
+            cols.append(CsvColumn(f"median_norm[{name}]", lambda r, f=attack: f(r).median_norm if f(r) else None))
+    return cols
 
 
-
-def headline_radii(radii: list[float], l2_eps: Optional[float]) -> list[float]:
-    """All certified radii if there are few; else evenly spaced ones plus the threat model's L2 eps."""
-    if len(radii) <= MAX_RADII:
-        return radii
-    step = (len(radii) - 1) / (MAX_RADII - 2)
-    chosen = {radii[round(i * step)] for i in range(MAX_RADII - 1)}
-    chosen.update(r for r in radii if l2_eps is not None and math.isclose(r, l2_eps))
-    return sorted(chosen)
-
-
-def attack_title(name: str) -> str:
-    """The registry's display title of an attack (its canonical name when it has none or is unknown)."""
-    try:
-        return get_attack(name).display
-    except KeyError:
-        return name
-
-
-def _attack_column(name: str, norm: Optional[str], eps: Optional[float]) -> Column:
-    budget = " ".join(x for x in (norm or "", "" if eps is None else fmt_number(eps)) if x)
-    title = attack_title(name)
-
-    def get(row: Run) -> Optional[float]:
-        a = row.attacks.get(name)
-        return a.accuracy if a is not None and a.norm == norm and a.eps == eps else None
-
-    return Column(
-        key=f"{name}[{budget}]" if budget else name,
-        header=f"{title} ({budget})" if budget else title,
-        kind="frac",
-        get=get,
-        help=f"accuracy under {title} at {budget or 'an unrecorded budget'}",
-    )
-
-
-def _attack_sort(item: tuple[str, Optional[str], Optional[float]]) -> tuple:
-    name, norm, eps = item
-    known = ATTACK_ORDER.index(name) if name in ATTACK_ORDER else len(ATTACK_ORDER)
-    return (known, name, norm or "", eps if eps is not None else -1.0)
-
-
-def _median_column(name: str) -> Column:
-    def get(row: Run) -> Optional[float]:
-        a: Optional[AttackResult] = row.attacks.get(name)
-        return a.median_norm if a is not None else None
-
-    norm = next((n for n in ("linf", "l2") if name.endswith(n)), "")
-    return Column(
-        key=f"median_norm[{name}]",
-        header=f"median ‖δ‖{'_' + norm if norm else ''} ({name})",
-        kind="norm",
-        get=get,
-        help=f"median minimal adversarial perturbation found by {name}",
-    )
-
-
-def _cert_column(sigma: float, radius: float) -> Column:
-    def get(row: Run) -> Optional[float]:
-        cert = row.certification.get(sigma)
-        if cert is None:
-            return None
-        return next((acc for r, acc in cert.curve if math.isclose(r, radius)), None)
-
-    s, r = fmt_number(sigma), fmt_number(radius)
-    return Column(
-        key=f"certified[sigma={s},r={r}]",
-        header=f"certified r={r} (σ={s})",
-        kind="frac",
-        get=get,
-        help=f"certified accuracy at L2 radius {r}, randomized smoothing with sigma {s}",
-    )
-
-
-def _acr_column(sigma: float) -> Column:
-    def get(row: Run) -> Optional[float]:
-        cert = row.certification.get(sigma)
-        return cert.average_radius if cert is not None else None
-
-    s = fmt_number(sigma)
-    return Column(
-        key=f"acr[sigma={s}]",
-        header=f"ACR (σ={s})",
-        kind="norm",
-        get=get,
-        help=f"average certified L2 radius, sigma {s} (abstentions and errors count as 0)",
-    )
-
-
-def columns_for(rows: list[Run], threat: ThreatKey, ranks: list[int]) -> list[Column]:
-    """The columns this board needs: fixed ones plus one per attack, minimal-norm attack and radius seen."""
-    rank_of = {id(r): k for r, k in zip(rows, ranks)}
-    cols = [
-        Column("rank", "#", "int", lambda r: rank_of.get(id(r)), "rank by robust accuracy (ties share a rank)"),
-        Column("defense", "defense", "text", lambda r: r.defense, "registered defense name"),
-        Column("clean_accuracy", "clean", "frac", lambda r: r.clean, "accuracy on unperturbed test points"),
-        Column(
-            "robust_accuracy", "robust (worst case)", "frac", lambda r: r.robust,
-            "per-sample worst case over every attack at the headline budget",
-        ),
-    ]
-    attack_keys = {(a.name, a.norm, a.eps) for r in rows for a in r.attacks.values()}
-    if not any(name == "autoattack" for name, _, _ in attack_keys):
-        attack_keys.add(("autoattack", threat.norm, threat.eps))  # always shown, empty when not run
-    cols += [_attack_column(*k) for k in sorted(attack_keys, key=_attack_sort)]
-    with_median = sorted(
-        {a.name for r in rows for a in r.attacks.values() if a.median_norm is not None},
-        key=lambda n: _attack_sort((n, None, None)),
-    )
-    cols += [_median_column(name) for name in with_median]
-    sigmas = sorted({s for r in rows for s in r.certification})
-    for sigma in sigmas:
+def _certification_columns(rows: list[Run]) -> list[CsvColumn]:
+    cols: list[CsvColumn] = []
+    for sigma in sorted({s for r in rows for s in r.certification}):
+        s = fmt_number(sigma)
+        cert = lambda r, sigma=sigma: r.certification.get(sigma)  # noqa: E731
+        cols.append(CsvColumn(f"acr[sigma={s}]", lambda r, c=cert: c(r).average_radius if c(r) else None))
+        cols.append(CsvColumn(f"max_certifiable_radius[sigma={s}]", lambda r, c=cert: c(r).max_radius if c(r) else None))
         radii = sorted({rad for r in rows if sigma in r.certification for rad, _ in r.certification[sigma].curve})
-        cols += [_cert_column(sigma, radius) for radius in headline_radii(radii, threat.l2_eps)]
-    cols += [_acr_column(sigma) for sigma in sigmas]
+        for radius in radii:
+            cols += _with_interval(f"certified[sigma={s},r={fmt_number(radius)}]",
+                                   lambda r, c=cert, x=radius: certified_accuracy(c(r), x) if c(r) else None,
+                                   lambda r, c=cert: c(r).points if c(r) else None)
+    return cols
+
+
+def csv_columns(board: Board) -> list[CsvColumn]:
+    rows = board.rows
+    rank_of = {id(r): (k, p) for r, k, p in zip(rows, board.ranks, board.tie_p)}
+    l2 = lambda r: r.robust_by_norm.get("l2") or {}  # noqa: E731
+    cols = [CsvColumn("rank", lambda r: rank_of[id(r)][0]), CsvColumn("tie_p_vs_above", lambda r: rank_of[id(r)][1]),
+            CsvColumn("defense", lambda r: r.defense), CsvColumn("config_hash", lambda r: r.config_hash),
+            CsvColumn("n_test", lambda r: r.n_test), CsvColumn("profile", lambda r: r.profile),
+            CsvColumn("attacks_selected", lambda r: " ".join(r.settings.attacks) if r.settings.attacks else None)]
+    cols += _with_interval("clean_accuracy", lambda r: r.clean, lambda r: r.n_test, lambda r: r.intervals.get("clean"))
+    cols += _with_interval("robust_accuracy", lambda r: r.robust, lambda r: r.n_test,
+                           lambda r: r.intervals.get("robust"))
+    cols += _with_interval("l2_robust_accuracy", lambda r: l2(r).get("accuracy"), lambda r: r.n_test,
+                           lambda r: l2(r).get("interval"))
+    cols += _attack_columns(rows) + _certification_columns(rows)
+    if any(r.deterministic is not None for r in rows):
+        cols.append(CsvColumn("deterministic_mean_radius", lambda r: (r.deterministic or {}).get("mean_radius")))
     cols += [
-        Column("flags", "flags", "text", lambda r: "; ".join(r.flags) or None, "warnings the battery raised"),
-        Column("n_test", "n", "int", lambda r: r.n_test, "test points evaluated"),
-        Column("profile", "profile", "text", lambda r: r.profile, "attack settings: quick or full"),
-        Column("train_seconds", "train s", "seconds", lambda r: r.train_seconds, "training time of the model"),
-        Column("eval_seconds", "eval s", "seconds", lambda r: r.eval_seconds, "run time without training"),
-        Column("date", "date", "text", lambda r: r.date, "when the run finished (UTC)"),
-        Column("config_hash", "config", "text", lambda r: r.config_hash, "hash of defense, dataset and config"),
-        Column("git_commit", "commit", "commit", lambda r: r.commit, "source commit (full hash in the CSV)"),
-        Column("run", "run", "text", lambda r: r.run, "run id: results/<run>/summary.json"),
-        Column("notes", "notes", "text", lambda r: "; ".join(r.notes) or None, "what the summary lacked"),
+        CsvColumn("flag_count", lambda r: len(r.flags)), CsvColumn("flags", lambda r: "; ".join(r.flags) or None),
+        CsvColumn("train_seconds", lambda r: r.train_seconds), CsvColumn("eval_seconds", lambda r: r.eval_seconds),
+        CsvColumn("date", lambda r: r.date), CsvColumn("git_commit", lambda r: r.commit),
+        CsvColumn("run", lambda r: r.run), CsvColumn("notes", lambda r: "; ".join(r.run_notes + r.notes) or None),
     ]
     return cols
+
+
+def to_csv(board: Board) -> str:
+    cols = csv_columns(board)
+    data = {c.key: [c.text(r) for r in board.rows] for c in cols}
+    return pd.DataFrame(data, columns=[c.key for c in cols], dtype=object).to_csv(index=False, lineterminator="\n")

@@ -2,51 +2,35 @@
 
 ``bench.schema.read.read_summary`` turns each file into the typed summary (what
 it lacked becomes a note); this module turns that into the reporter's row
-view ``Run``: one threat key, accuracies by attack, curves keyed by float.
-Summaries come from several versions of the harness, so nothing here
-assumes a key exists. Whatever cannot be read becomes a note on the row
-(kept in the tables) or, when a file cannot be placed in any table at all,
-a warning (listed on the index page and on stderr).
+view ``Run``: one threat key, the evaluation settings rows must share to be
+ranked together, accuracies by attack (old alias names mapped to canonical
+ones), curves keyed by float. Per-sample files beside a summary are read by
+``samples.py``. Whatever cannot be read becomes a note on the row or, when a
+file cannot be placed in any table at all, a warning.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
+
+import pandas as pd
 
 from .. import schema
-from ..schema import read as schema_read
 from ..schema import SCHEMA_VERSION
+from ..schema import read as schema_read
+from .keys import Settings, ThreatKey, fmt_number
+
+__all__ = ["Run", "AttackResult", "Sweep", "Certification", "Settings", "ThreatKey", "fmt_number", "load_summaries",
+           "parse_summary"]
 
 # Keys a schema-1 summary has; a missing one is reported on its row.
 EXPECTED_KEYS = (
     "n_test", "clean_accuracy", "robust_accuracy", "attacks", "flags", "seconds", "threat_model", "model", "provenance",
 )
-
-
-@dataclass(frozen=True, order=True)
-class ThreatKey:
-    """What makes two rows comparable: the headline norm and budgets (None where not recorded)."""
-
-    norm: Optional[str]
-    eps: Optional[float]
-    l2_eps: Optional[float]
-
-    @property
-    def known(self) -> bool:
-        return self.norm is not None and self.eps is not None
-
-    def label(self) -> str:
-        if not self.known:
-            return "threat model not recorded"
-        text = f"{self.norm} eps={fmt_number(self.eps)}"
-        if self.l2_eps is not None and self.norm != "l2":
-            text += f", l2 eps={fmt_number(self.l2_eps)}"
-        return text
-
-    def sort_key(self) -> tuple:
-        return (not self.known, self.norm or "", self.eps or 0.0, self.l2_eps or 0.0)
+# Names older runs wrote for an attack that has one canonical name now.
+ATTACK_ALIASES = {"pgd-margin-linf": "pgd-linf-margin"}
 
 
 @dataclass
@@ -58,6 +42,15 @@ class AttackResult:
     seconds: Optional[float] = None
     n: Optional[int] = None
     median_norm: Optional[float] = None
+    kind: Optional[str] = None
+    interval: Optional[tuple[float, float]] = None  # as the summary gave it (else computed from accuracy and n)
+
+
+@dataclass
+class Sweep:
+    norm: Optional[str]
+    points: list[tuple[float, float]]  # (eps, accuracy), sorted by eps
+    n: Optional[int] = None
 
 
 @dataclass
@@ -68,6 +61,12 @@ class Certification:
     curve: list[tuple[float, float]]  # (radius, certified accuracy), sorted by radius
     average_radius: Optional[float] = None
     abstain_rate: Optional[float] = None
+    samples: Optional[int] = None  # Monte Carlo samples n per point
+    points: Optional[int] = None  # test points certified
+    alpha: Optional[float] = None
+    max_radius: Optional[float] = None  # the largest radius certifiable with these samples
+    records: Optional[str] = None  # per-sample CSV, relative to the run directory
+    radii: Optional[list[tuple[float, bool]]] = None  # (radius, correct) per point, from the records
 
 
 @dataclass
@@ -79,13 +78,18 @@ class Run:
     defense: str
     dataset: str
     threat: ThreatKey
+    settings: Settings = field(default_factory=lambda: Settings(None, None))
     n_test: Optional[int] = None
     clean: Optional[float] = None
     robust: Optional[float] = None
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # given ones: clean, robust, l2, ...
     attacks: dict[str, AttackResult] = field(default_factory=dict)
-    sweeps: dict[str, tuple[Optional[str], list[tuple[float, float]]]] = field(default_factory=dict)
+    robust_by_norm: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sweeps: dict[str, Sweep] = field(default_factory=dict)
     certification: dict[float, Certification] = field(default_factory=dict)
-    flags: list[str] = field(default_factory=list)
+    deterministic: Optional[dict[str, Any]] = None  # the deterministic_certification block, when present
+    flags: list[str] = field(default_factory=list)  # masking evidence: the row is marked
+    flag_notes: list[str] = field(default_factory=list)  # the battery's notes (within noise, or not moving the headline)
     seconds: Optional[float] = None
     train_seconds: Optional[float] = None
     model_reused: Optional[bool] = None
@@ -94,7 +98,17 @@ class Run:
     config_hash: Optional[str] = None
     commit: Optional[str] = None
     schema_version: Optional[int] = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the reader found missing
+    run_notes: list[str] = field(default_factory=list)  # what the run itself said (skipped attacks, ...)
+    config: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    model: Optional[schema.ModelEntry] = None
+    samples: Any = None  # per_sample.csv as a DataFrame, when beside the summary
+
+    @property
+    def directory(self) -> str:
+        """The run's directory relative to the results directory (unique, unlike run ids)."""
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else "."
 
     @property
     def eval_seconds(self) -> Optional[float]:
@@ -106,24 +120,34 @@ class Run:
         return self.seconds
 
 
-def fmt_number(value: float) -> str:
-    """Short, deterministic text for an eps, sigma or radius (4 significant digits)."""
-    return format(value, ".4g")
+def given_interval(raw: Any) -> Optional[tuple[float, float]]:
+    """An ``interval: [lo, hi]`` a summary carries (issue 10), when well formed."""
+    if isinstance(raw, (list, tuple)) and len(raw) == 2:
+        lo, hi = schema_read.number(raw[0]), schema_read.number(raw[1])
+        if lo is not None and hi is not None and 0 <= lo <= hi <= 1:
+            return (lo, hi)
+    return None
 
 
-def _attack_results(entries: Optional[dict[str, schema.AttackEntry]]) -> dict[str, AttackResult]:
-    return {
-        name: AttackResult(name=name, norm=a.norm, eps=a.eps, accuracy=a.accuracy, seconds=a.seconds, n=a.n,
-                           median_norm=a.median_norm)
-        for name, a in (entries or {}).items()
-    }
+def _attack_results(entries: Optional[dict[str, schema.AttackEntry]], notes: list[str]) -> dict[str, AttackResult]:
+    out: dict[str, AttackResult] = {}
+    for name, a in sorted((entries or {}).items(), key=lambda kv: kv[0] in ATTACK_ALIASES):
+        canonical = ATTACK_ALIASES.get(name, name)
+        if canonical in out:
+            notes.append(f"attack {name} is an old name of {canonical}, which the run also has; {name} not shown")
+            continue
+        out[canonical] = AttackResult(canonical, a.norm, a.eps, a.accuracy, a.seconds, a.n, a.median_norm,
+                                      schema_read.text(a.kind),
+                                      given_interval(getattr(a, "interval", None) or a.extra.get("interval")))
+    return dict(sorted(out.items()))
 
 
-def _sweeps(entries: Optional[dict[str, schema.SweepEntry]], attacks: dict[str, AttackResult]):
+def _sweeps(entries: Optional[dict[str, schema.SweepEntry]], attacks: dict[str, AttackResult]) -> dict[str, Sweep]:
     out = {}
     for name, sweep in (entries or {}).items():
+        name = ATTACK_ALIASES.get(name, name)
         norm = sweep.norm if sweep.norm is not None else (attacks[name].norm if name in attacks else None)
-        out[name] = (norm, list(zip(sweep.eps, sweep.accuracy)))
+        out[name] = Sweep(norm, list(zip(sweep.eps, sweep.accuracy)), sweep.n)
     return out
 
 
@@ -134,6 +158,9 @@ def _certification(blocks: Optional[dict[str, schema.CertificationBlock]]) -> di
             curve=sorted((float(r), a) for r, a in block.certified_accuracy.items()),
             average_radius=block.average_certified_radius,
             abstain_rate=block.abstain_rate,
+            samples=schema_read.integer(block.n), points=schema_read.integer(block.n_test),
+            alpha=schema_read.number(block.alpha), max_radius=schema_read.number(block.max_certifiable_radius),
+            records=schema_read.text(block.records),
         )
         for block in (blocks or {}).values()
         if block.sigma is not None
@@ -145,6 +172,40 @@ def _threat(entry: Optional[schema.ThreatModelEntry]) -> ThreatKey:
     return ThreatKey(None, None, None) if entry is None else ThreatKey(entry.norm, entry.eps, entry.l2_eps)
 
 
+def _settings(summary: schema.Summary) -> Settings:
+    """n_test, profile and attack selection: from the ``evaluation`` block when a run wrote one, else the summary."""
+    evaluation = summary.extra.get("evaluation")
+    evaluation = evaluation if isinstance(evaluation, dict) else {}
+    selected = evaluation.get("attacks", (summary.battery or {}).get("selected"))
+    attacks = tuple(sorted(str(a) for a in selected)) if isinstance(selected, list) and selected else None
+    n_test = schema_read.integer(evaluation.get("n_test"))
+    return Settings(n_test if n_test is not None else summary.n_test,
+                    schema_read.text(evaluation.get("profile")) or summary.profile, attacks)
+
+
+def _by_norm(raw: Any) -> dict[str, dict[str, Any]]:
+    out = {}
+    for norm, entry in (raw or {}).items() if isinstance(raw, dict) else ():
+        if isinstance(entry, dict) and schema_read.number(entry.get("accuracy")) is not None:
+            out[str(norm)] = {"accuracy": schema_read.number(entry.get("accuracy")),
+                              "eps": schema_read.number(entry.get("eps")),
+                              "attacks": sorted({ATTACK_ALIASES.get(str(a), str(a)) for a in entry.get("attacks") or []}),
+                              "interval": given_interval(entry.get("interval"))}
+    return out
+
+
+def _first_notes(raw: dict[str, Any], version: Optional[int]) -> list[str]:
+    first: list[str] = []
+    if version is None:
+        first.append(f"no schema version (reporter reads {SCHEMA_VERSION})")
+    elif version > SCHEMA_VERSION:  # older versions are read as they are; a newer one may mean more than shown
+        first.append(f"schema version {version} is newer than this reporter's ({SCHEMA_VERSION})")
+    missing = [k for k in EXPECTED_KEYS if k not in raw]
+    if missing:
+        first.append("missing " + ", ".join(missing))
+    return first
+
+
 def parse_summary(raw: Any, path: str) -> tuple[Optional[Run], Optional[str]]:
     """Normalise one summary; (None, warning) when it cannot be placed in any table."""
     summary, notes, problem = schema_read.read_summary(raw)
@@ -152,50 +213,63 @@ def parse_summary(raw: Any, path: str) -> tuple[Optional[Run], Optional[str]]:
         return None, f"{path}: {problem}; skipped"
     prov = summary.provenance or {}
     version = schema_read.integer(prov.get("schema_version"))
-    first: list[str] = []
-    if version is None:
-        first.append(f"no schema version (reporter reads {SCHEMA_VERSION})")
-    elif version != SCHEMA_VERSION:
-        first.append(f"schema version {version} (reporter reads {SCHEMA_VERSION})")
-    missing = [k for k in EXPECTED_KEYS if k not in raw]
-    if missing:
-        first.append("missing " + ", ".join(missing))
-    notes = first + notes
-    attacks = _attack_results(summary.attacks)
+    notes = _first_notes(raw, version) + notes
+    attacks = _attack_results(summary.attacks, notes)
     model = summary.model or schema.ModelEntry()
+    deterministic = summary.extra.get("deterministic_certification")
+    intervals = {k: v for k, v in (("clean", given_interval(raw.get("clean_accuracy_interval"))),
+                                   ("robust", given_interval(raw.get("robust_accuracy_interval")))) if v}
     run = Run(
-        path=path,
-        run=schema_read.text(prov.get("run_id")) or (path.rsplit("/", 1)[0] if "/" in path else path),
-        defense=summary.defense,
-        dataset=summary.dataset,
-        threat=_threat(summary.threat_model),
-        n_test=summary.n_test,
-        clean=summary.clean_accuracy,
-        robust=summary.robust_accuracy,
-        attacks=attacks,
-        sweeps=_sweeps(summary.sweeps, attacks),
+        path=path, run=schema_read.text(prov.get("run_id")) or (path.rsplit("/", 1)[0] if "/" in path else path),
+        defense=summary.defense, dataset=summary.dataset, threat=_threat(summary.threat_model),
+        settings=_settings(summary), n_test=summary.n_test, clean=summary.clean_accuracy,
+        robust=summary.robust_accuracy, intervals=intervals, attacks=attacks,
+        robust_by_norm=_by_norm(summary.robust_accuracy_by_norm), sweeps=_sweeps(summary.sweeps, attacks),
         certification=_certification(summary.certification),
-        flags=list(summary.flags or []),
-        seconds=summary.seconds,
-        train_seconds=model.train_seconds,
-        model_reused=model.reused,
-        profile=summary.profile,
-        date=schema_read.text(prov.get("date")),
-        config_hash=schema_read.text(prov.get("config_hash")),
-        commit=schema_read.text(prov.get("git_commit")),
-        schema_version=version,
-        notes=notes,
+        deterministic=deterministic if isinstance(deterministic, dict) else None,
+        flags=[f.message for f in summary.flags or [] if f.severity != "note"],
+        flag_notes=[f.message for f in summary.flags or [] if f.severity == "note"],
+        seconds=summary.seconds, train_seconds=model.train_seconds,
+        model_reused=model.reused, profile=summary.profile, date=schema_read.text(prov.get("date")),
+        config_hash=schema_read.text(prov.get("config_hash")), commit=schema_read.text(prov.get("git_commit")),
+        schema_version=version, notes=notes, run_notes=list(summary.notes or []),
+        config=summary.config if isinstance(summary.config, dict) else {}, provenance=prov, model=model,
     )
     return run, None
 
 
+def attach_samples(run: Run, run_dir: Path) -> None:
+    """Read ``per_sample.csv`` and the certification records named by the summary, when they are there."""
+    table = _read_csv(run_dir / "per_sample.csv", ("index", "robust"))
+    if table is not None:
+        run.samples = table
+    for cert in run.certification.values():
+        if cert.records is None:
+            continue
+        records = _read_csv(run_dir / cert.records, ("index", "radius", "correct"))
+        if records is None:
+            run.notes.append(f"certification records {cert.records} missing or unreadable: curve from the summary")
+            continue
+        cert.radii = [(float(r), bool(c)) for r, c in zip(records["radius"], records["correct"])]
+
+
+def _read_csv(path: Path, needed: Sequence[str]) -> Optional[pd.DataFrame]:
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    return table if set(needed) <= set(table.columns) else None
+
+
 def load_summaries(results_dir: Path) -> tuple[list[Run], list[str]]:
-    """Every ``summary.json`` under ``results_dir`` (sorted by path) and the warnings for skipped files."""
+    """Every ``summary.json`` under ``results_dir`` (sorted by path), its per-sample files, and the warnings."""
     results_dir = Path(results_dir)
     summaries: list[Run] = []
     warnings: list[str] = []
     for file in sorted(results_dir.rglob("summary.json"), key=lambda p: p.relative_to(results_dir).as_posix()):
         rel = file.relative_to(results_dir).as_posix()
+        if any(part.startswith(".") for part in rel.split("/")[:-1]):
+            continue  # a run being rewritten (.<run>.next) or replaced (.<run>.old): not a result yet
         try:
             with open(file, encoding="utf-8") as handle:
                 raw = json.load(handle)
@@ -207,5 +281,6 @@ def load_summaries(results_dir: Path) -> tuple[list[Run], list[str]]:
         if warning:
             warnings.append(warning)
         if summary is not None:
+            attach_samples(summary, file.parent)
             summaries.append(summary)
     return summaries, warnings

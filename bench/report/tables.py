@@ -1,11 +1,13 @@
-"""Leaderboard tables: which runs are compared, in what order, and how numbers are written.
+"""Leaderboard boards: which runs are compared, in what order, and which adjacent ranks are ties.
 
-One board per (dataset, threat model): rows from different datasets or
-threat models are never compared. Per defense and config hash only the
-latest run is shown. Rows are sorted by robust accuracy (worst case over
+One board per dataset, threat model and evaluation settings (test points,
+profile, attack selection): rows judged on different points, budgets or
+batteries are never ranked in one table. Per defense and config hash only
+the latest run is shown. Rows are sorted by robust accuracy (worst case over
 the battery), ties broken by clean accuracy, then defense name, config hash
-and run id, so the order never depends on the file system. The columns and
-their number formats are ``columns.py``'s.
+and run id, so the order never depends on the file system. Adjacent rows
+whose per-sample robustness McNemar's exact test cannot tell apart
+(p >= 0.05, on the same points) are marked as ties.
 """
 from __future__ import annotations
 
@@ -14,28 +16,56 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-import pandas as pd
+from .headline import Column, number_columns
+from .keys import Settings, ThreatKey, fmt_number
+from .load import Run
+from .samples import SIGNIFICANCE, tie_pvalue
 
-from .columns import Column, columns_for
-from .load import Run, ThreatKey, fmt_number
 
-# Columns for known attacks come in this order; unknown (defense-specific) ones follow alphabetically.
+def slug_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
 
 @dataclass
 class Board:
-    """The rows and columns of one leaderboard: one dataset under one threat model."""
+    """The rows of one leaderboard: one dataset, threat model and set of evaluation settings."""
 
     dataset: str
     threat: ThreatKey
-    slug: str  # file stem: leaderboards/<slug>.md, .csv and plots/<slug>-*.png
+    settings: Settings
+    slug: str  # file stem: leaderboards/<slug>.md, .csv, <slug>/<run>.md and plots/<slug>-*.png
     rows: list[Run]
     ranks: list[int]
-    columns: list[Column]
+    tie_p: list[Optional[float]]  # McNemar p-value against the row above (None: first row, or not testable)
+    columns: list[Column]  # the headline's number columns
     superseded: list[Run] = field(default_factory=list)
 
     @property
     def title(self) -> str:
         return f"{self.dataset}, {self.threat.label()}"
+
+    def tied(self, i: int) -> bool:
+        """Row i cannot be told apart from row i - 1 (McNemar p >= 0.05 on the same points)."""
+        p = self.tie_p[i]
+        return p is not None and p >= SIGNIFICANCE
+
+    def stem(self, row: Run) -> str:
+        """The defense's file stem in this board: its name, with the config hash (or run) when the name repeats."""
+        twice = sum(1 for r in self.rows if r.defense == row.defense) > 1
+        return slug_part(f"{row.defense}-{row.config_hash or row.directory}" if twice else row.defense)
+
+    def page(self, row: Run) -> str:
+        """The defense's detail page, relative to the leaderboards directory."""
+        return f"{self.slug}/{self.stem(row)}.md"
+
+    def anchor(self, row: Run) -> str:
+        """The defense's section id on the HTML page."""
+        return f"d-{self.slug}-{self.stem(row)}"
+
+    def label(self, row: Run) -> str:
+        """The defense's name, plus its config hash when the board has the defense twice."""
+        twice = sum(1 for r in self.rows if r.defense == row.defense) > 1
+        return f"{row.defense} ({row.config_hash or row.directory})" if twice else row.defense
 
 
 def _latest_per_config(runs: list[Run]) -> tuple[list[Run], list[Run]]:
@@ -74,10 +104,6 @@ def _ranks(rows: list[Run]) -> list[int]:
     return ranks
 
 
-def slug_part(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
-
-
 def _default_threat(dataset: str) -> Optional[ThreatKey]:
     from ..data import DatasetError, threat_model
 
@@ -95,7 +121,7 @@ def _same_threat(a: ThreatKey, b: Optional[ThreatKey]) -> bool:
     return all(x is not None and y is not None and math.isclose(x, y, rel_tol=1e-9) for x, y in pairs)
 
 
-def _slug(dataset: str, threat: ThreatKey, only_one: bool) -> str:
+def _threat_slug(dataset: str, threat: ThreatKey, only_one: bool) -> str:
     """``<dataset>`` for the dataset's default threat model (or the only one of an unknown dataset), else suffixed."""
     default = _default_threat(dataset)
     if _same_threat(threat, default) or (default is None and only_one):
@@ -108,11 +134,23 @@ def _slug(dataset: str, threat: ThreatKey, only_one: bool) -> str:
     return slug_part(text)
 
 
+def _main_settings(groups: dict[Settings, list[Run]]) -> Settings:
+    """The settings most runs of a threat model share (more points, then the profile name, on a tie)."""
+    return min(groups, key=lambda s: (-len(groups[s]), s.sort_key()))
+
+
+def _board(dataset: str, threat: ThreatKey, settings: Settings, slug: str, runs: list[Run]) -> Board:
+    kept, superseded = _latest_per_config(runs)
+    rows = sorted(kept, key=_sort_key)
+    tie_p = [None] + [tie_pvalue(rows[i - 1], rows[i]) for i in range(1, len(rows))]
+    return Board(dataset, threat, settings, slug, rows, _ranks(rows), tie_p, number_columns(rows, threat), superseded)
+
+
 def build_boards(summaries: list[Run]) -> list[Board]:
-    """Group runs into boards (dataset x threat model), newest run per config, sorted rows."""
-    groups: dict[tuple[str, ThreatKey], list[Run]] = {}
+    """Group runs into boards (dataset x threat model x settings), newest run per config, sorted rows."""
+    groups: dict[tuple[str, ThreatKey], dict[Settings, list[Run]]] = {}
     for s in summaries:
-        groups.setdefault((s.dataset, s.threat), []).append(s)
+        groups.setdefault((s.dataset, s.threat), {}).setdefault(s.settings, []).append(s)
     keys = sorted(groups, key=lambda k: (k[0], not _same_threat(k[1], _default_threat(k[0])), k[1].sort_key()))
     per_dataset: dict[str, int] = {}
     for dataset, _ in keys:
@@ -120,78 +158,14 @@ def build_boards(summaries: list[Run]) -> list[Board]:
     boards: list[Board] = []
     used: set[str] = set()
     for dataset, threat in keys:
-        kept, superseded = _latest_per_config(groups[(dataset, threat)])
-        rows = sorted(kept, key=_sort_key)
-        slug = _slug(dataset, threat, per_dataset[dataset] == 1)
-        base, i = slug, 2
-        while slug in used:
-            slug, i = f"{base}-{i}", i + 1
-        used.add(slug)
-        ranks = _ranks(rows)
-        cols = columns_for(rows, threat, ranks)
-        boards.append(Board(dataset, threat, slug, rows, ranks, cols, superseded))
+        by_settings = groups[(dataset, threat)]
+        main = _main_settings(by_settings)
+        base = _threat_slug(dataset, threat, per_dataset[dataset] == 1)
+        for settings in sorted(by_settings, key=lambda s: (s != main, s.sort_key())):
+            slug = base if settings == main else slug_part(f"{base}-{settings.slug()}")
+            unique, i = slug, 2
+            while unique in used:
+                unique, i = f"{slug}-{i}", i + 1
+            used.add(unique)
+            boards.append(_board(dataset, threat, settings, unique, by_settings[settings]))
     return boards
-
-
-def to_frame(board: Board) -> pd.DataFrame:
-    """The board as CSV-ready strings (blank where a run had no value)."""
-    data = {c.key: [c.csv(r) for r in board.rows] for c in board.columns}
-    return pd.DataFrame(data, columns=[c.key for c in board.columns], dtype=object)
-
-
-def to_csv(board: Board) -> str:
-    return to_frame(board).to_csv(index=False, lineterminator="\n")
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_table(board: Board) -> str:
-    """A GitHub-flavoured Markdown table; flagged defenses carry a ⚠."""
-    cols = board.columns
-    lines = [
-        "| " + " | ".join(_md_cell(c.header) for c in cols) + " |",
-        "|" + "|".join("---:" if c.numeric else "---" for c in cols) + "|",
-    ]
-    for row in board.rows:
-        cells = []
-        for c in cols:
-            text = c.text(row)
-            if c.key == "defense" and row.flags:
-                text = "⚠ " + text
-            cells.append(_md_cell(text))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def markdown_page(board: Board, plot_files: list[tuple[str, str]], siblings: list[Board]) -> str:
-    """``<slug>.md``: heading, how to read it, the table, flags in full, notes and links to the plots."""
-    lines = [
-        f"# Leaderboard: {board.dataset} ({board.threat.label()})",
-        "",
-        "Accuracies are fractions of the evaluated test points; robust = per-sample worst case over every attack "
-        "at the headline budget. ⚠ marks defenses the evaluation flagged (e.g. gradient masking): their robust "
-        "accuracy may only reflect hidden gradients. Latest run per defense and config hash; "
-        "regenerate with `bench report`.",
-    ]
-    others = [b for b in siblings if b.dataset == board.dataset and b.slug != board.slug]
-    if others:
-        links = ", ".join(f"[{b.threat.label()}]({b.slug}.md)" for b in others)
-        lines += ["", f"Other threat models for {board.dataset} (separate tables, never mixed): {links}."]
-    lines += ["", markdown_table(board).rstrip("\n")]
-    flagged = [r for r in board.rows if r.flags]
-    if flagged:
-        lines += ["", "## Flags", ""]
-        lines += [f"- ⚠ **{r.defense}** (`{r.run}`): " + _md_cell("; ".join(r.flags)) for r in flagged]
-    noted = [r for r in board.rows if r.notes]
-    if noted or board.superseded:
-        lines += ["", "## Notes", ""]
-        lines += [f"- `{r.run}`: " + _md_cell("; ".join(r.notes)) for r in noted]
-        if board.superseded:
-            runs = ", ".join(f"`{r.path}`" for r in board.superseded)
-            lines.append(f"- {len(board.superseded)} older run(s) with the same config hash not shown: {runs}")
-    if plot_files:
-        lines += ["", "## Plots", ""]
-        lines += [f"![{title}]({filename})" for filename, title in plot_files]
-    return "\n".join(lines) + "\n"

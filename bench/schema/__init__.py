@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: intervals, attempted/broken, flags with severity, the worst-case eps sweep
 
 
 def _optional(default: Any = None) -> Any:
@@ -47,14 +47,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
+Interval = list  # [low, high]: a 95% Clopper-Pearson interval of the accuracy beside it
+
+
+@dataclass
+class Flag(_Record):
+    """One evaluation warning: which check raised it, how serious, and the sentence with its evidence.
+
+    ``masking``: evidence that the robust accuracy may reflect hidden gradients or a failed
+    evaluation (the row is marked); ``note``: worth knowing, within noise or not affecting the
+    headline figure.
+    """
+
+    check: str
+    severity: str  # "masking" or "note"
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass
 class AttackEntry(_Record):
-    """One attack at one budget: its accuracy on the ``n`` points it covered."""
+    """One attack at one budget: its accuracy on the ``n`` points it covered.
+
+    ``attempted``: points the attack ran on (cascade attacks run only on points every earlier
+    attack at the headline budget left robust); ``broken``: clean-correct points among them it
+    turned into (undetected) errors.
+    """
 
     norm: Optional[str]
     eps: Optional[float]
     accuracy: Optional[float]
     n: Optional[int] = None
+    interval: Optional[Interval] = _optional()
+    attempted: Optional[int] = _optional()
+    broken: Optional[int] = _optional()
+    cascade: Optional[bool] = _optional()
     kind: Optional[str] = _optional()
     seconds: Optional[float] = _optional()
     params: Optional[dict[str, Any]] = _optional()
@@ -75,6 +105,8 @@ class SweepEntry(_Record):
     accuracy: list[float]
     n: Optional[int] = _optional()
     params: Optional[dict[str, Any]] = _optional()
+    interval: Optional[list[Interval]] = _optional()
+    attacks: Optional[list[str]] = _optional()  # the per-sample worst case over these attacks at each eps
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,6 +118,7 @@ class CertificationBlock(_Record):
     certified_accuracy: dict[str, float]
     average_certified_radius: Optional[float] = None
     abstain_rate: Optional[float] = None
+    certified_accuracy_interval: Optional[dict[str, Interval]] = _optional()
     n0: Optional[int] = _optional()
     n: Optional[int] = _optional()
     alpha: Optional[float] = _optional()
@@ -97,6 +130,7 @@ class CertificationBlock(_Record):
     records: Optional[str] = _optional()
     date: Optional[str] = _optional()
     profile: Optional[str] = _optional()
+    nonfinite_points: Optional[int] = _optional()  # points with draws whose logits were NaN/inf (they vote for no class)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,6 +153,7 @@ class ModelEntry(_Record):
     sha256: Optional[str] = None
     reused: Optional[bool] = None
     train_seconds: Optional[float] = None
+    source: Optional[str] = _optional()  # a model not from the registry: where it came from (bench.evaluate)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -130,11 +165,13 @@ class Summary(_Record):
     dataset: str
     n_test: Optional[int] = _optional()
     clean_accuracy: Optional[float] = _optional()
+    clean_accuracy_interval: Optional[Interval] = _optional()
     robust_accuracy: Optional[float] = _optional()
+    robust_accuracy_interval: Optional[Interval] = _optional()
     robust_accuracy_by_norm: Optional[dict[str, dict[str, Any]]] = _optional()
     attacks: Optional[dict[str, AttackEntry]] = _optional()
     sweeps: Optional[dict[str, SweepEntry]] = _optional()
-    flags: Optional[list[str]] = _optional()
+    flags: Optional[list[Flag]] = _optional()
     battery: Optional[dict[str, Any]] = _optional()
     detector: Optional[dict[str, Any]] = None  # the detector's clean false-positive rate; null without one
     certification: Optional[dict[str, CertificationBlock]] = _optional()
@@ -145,4 +182,10 @@ class Summary(_Record):
     model: Optional[ModelEntry] = _optional()
     profile: Optional[str] = _optional()
     provenance: Optional[dict[str, Any]] = _optional()
+    notes: Optional[list[str]] = _optional()  # what the run skipped or changed, and why
+    # What the run was evaluated on (bench.runkey): eps, n_test, profile, attacks ("battery": "full" or "reduced"),
+    # certification settings, batch size. Rows whose evaluations differ must not be ranked in one table.
+    evaluation: Optional[dict[str, Any]] = _optional()
+    run_key: Optional[str] = _optional()  # hash of dataset, defense, config hash, seed and evaluation
+    options: Optional[dict[str, Any]] = _optional()  # the resolved command options (flags and --config-file)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import Any, Optional
 
-from . import AttackEntry, CertificationBlock, ModelEntry, Summary, SweepEntry, ThreatModelEntry
+from . import AttackEntry, CertificationBlock, Flag, ModelEntry, Summary, SweepEntry, ThreatModelEntry
 
 def number(value: Any) -> Optional[float]:
     """A finite float from a JSON value (numbers or numeric strings), else None."""
@@ -70,6 +70,14 @@ def _known(cls: type, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     """Split a JSON object into the dataclass's own keys and the rest (kept in ``extra``)."""
     names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
     return {k: v for k, v in raw.items() if k in names}, {k: v for k, v in raw.items() if k not in names}
+
+
+def read_flag(raw: Any) -> Flag:
+    """A flag object, or a bare sentence (schema 1: every flag counted as masking evidence)."""
+    if isinstance(raw, dict):
+        return Flag(check=str(raw.get("check", "")), severity=str(raw.get("severity", "masking")),
+                    message=str(raw.get("message", "")))
+    return Flag(check="", severity="masking", message=str(raw))
 
 
 def read_attack(raw: Any, notes: list[str], name: str) -> Optional[AttackEntry]:
@@ -147,6 +155,7 @@ def read_summary(raw: Any) -> tuple[Optional[Summary], list[str], Optional[str]]
     own, extra = _known(Summary, raw)
     model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
     flags = raw.get("flags", [])
+    run_notes = raw.get("notes")
     own["attacks"] = _read_map(raw.get("attacks"), notes, "attacks", read_attack)
     own["threat_model"] = _read_threat(raw.get("threat_model"), notes)
     own["sweeps"] = _read_map(raw.get("sweeps"), notes, "sweeps", read_sweep)
@@ -157,10 +166,11 @@ def read_summary(raw: Any) -> tuple[Optional[Summary], list[str], Optional[str]]
         robust_accuracy=number(raw.get("robust_accuracy")),
         seconds=number(raw.get("seconds")),
         profile=text(raw.get("profile")),
-        flags=[str(f) for f in flags] if isinstance(flags, list) else [str(flags)],
+        flags=[read_flag(f) for f in flags] if isinstance(flags, list) else [read_flag(flags)],
         model=ModelEntry(text(model.get("card")), text(model.get("sha256")),
                          model.get("reused") if isinstance(model.get("reused"), bool) else None,
-                         number(model.get("train_seconds"))),
+                         number(model.get("train_seconds")), text(model.get("source"))),
         provenance=raw.get("provenance") if isinstance(raw.get("provenance"), dict) else {},
+        notes=[str(n) for n in run_notes] if isinstance(run_notes, list) else None if run_notes is None else [str(run_notes)],
     )
     return Summary(**own, extra=extra), notes, None
