@@ -104,7 +104,8 @@ def test_a_model_without_representation_is_refused():
 
 
 EXPECTED_REPRESENTATION = {"plain", "adversarial_training", "trades", "gaussian_augmentation", "distillation",
-                           "vib", "tight_vib", "ceb", "worst_case_mi"}
+                           "vib", "tight_vib", "ceb", "worst_case_mi", "lipschitz_margin", "macer",
+                           "covariance_smoothing"}
 
 
 @pytest.mark.parametrize("name", [n for n in list_defenses() if get_spec(n).fit.__module__.startswith("bench.")])

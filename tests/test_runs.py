@@ -73,7 +73,8 @@ def test_the_evaluation_is_in_the_summary_and_the_run_id(monkeypatch, capsys, be
 
     assert name == f"mnist5k-plain-{summary['provenance']['config_hash']}-s0-e{evaluation_hash(evaluation)}"
     assert len(summary["run_key"]) == 16 and "certification" not in summary
-    assert any(flag.startswith("reduced battery: only fgsm, pgd-linf ran") for flag in summary["flags"])
+    assert any(flag["check"] == "reduced-battery" and flag["message"].startswith("reduced battery: only fgsm, pgd-linf ran")
+               for flag in summary["flags"])
     assert summary["options"]["attacks"] == ["fgsm", "pgd-linf"] and summary["options"]["certify"] is False
     assert f"results: results/{name}/summary.json" in out  # a path the user can paste
     monkeypatch.chdir(REPO)
@@ -88,7 +89,7 @@ def test_another_eps_leaves_the_first_runs_results_and_row_untouched(monkeypatch
     (first_name, _), = summaries(bench_home).items()
     before = files(bench_home / "results" / first_name)
     board = (bench_home / "leaderboards" / "mnist5k.md").read_text()
-    row = [line for line in board.splitlines() if line.startswith("|") and " plain " in line]
+    row = [line for line in board.splitlines() if line.startswith("|") and "[plain](" in line]
     code, out, err = run_cli(monkeypatch, capsys, *SMALL, "--eps", "0.1")
     assert code == 0, err
     found = summaries(bench_home)
@@ -96,7 +97,7 @@ def test_another_eps_leaves_the_first_runs_results_and_row_untouched(monkeypatch
     eps = {s["threat_model"]["eps"] for s in found.values()}
     assert eps == {0.3, 0.1}
     after = (bench_home / "leaderboards" / "mnist5k.md").read_text()
-    assert len(row) == 1 and [line for line in after.splitlines() if line.startswith("|") and " plain " in line] == row
+    assert len(row) == 1 and [line for line in after.splitlines() if line.startswith("|") and "[plain](" in line] == row
     assert "plain" in (bench_home / "leaderboards" / "mnist5k-linf-0.1-l2-2.md").read_text()
     code, out, err = run_cli(monkeypatch, capsys, *SMALL, "--n-test", "5")  # fewer points: a third run
     assert code == 0 and len(summaries(bench_home)) == 3 and files(bench_home / "results" / first_name) == before

@@ -233,7 +233,7 @@ def test_bench_sweep_end_to_end_resumes_after_an_interrupt(monkeypatch, capsys, 
     assert md.count("| vib | 1e-3 | 1 |") == 1 and md.count("| tight_vib | 1e-3 | 1 |") == 1
     assert md.count("| beta=1e-3 | vib vs tight_vib |") == 10  # every per-sample metric compared
     board = (bench_home / "leaderboards" / "mnist5k.md").read_text()
-    assert "| vib |" in board and "| tight_vib |" in board  # the cells are ordinary runs: bench report lists them
+    assert "[vib](" in board and "[tight_vib](" in board  # the cells are ordinary runs: bench report lists them
 
 
 def test_a_conclusion_says_when_not_every_seed_agrees():

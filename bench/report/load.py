@@ -174,7 +174,7 @@ def _threat(entry: Optional[schema.ThreatModelEntry]) -> ThreatKey:
 
 def _settings(summary: schema.Summary) -> Settings:
     """n_test, profile and attack selection: from the ``evaluation`` block when a run wrote one, else the summary."""
-    evaluation = summary.extra.get("evaluation")
+    evaluation = summary.evaluation if summary.evaluation is not None else summary.extra.get("evaluation")
     evaluation = evaluation if isinstance(evaluation, dict) else {}
     selected = evaluation.get("attacks", (summary.battery or {}).get("selected"))
     attacks = tuple(sorted(str(a) for a in selected)) if isinstance(selected, list) and selected else None

@@ -47,7 +47,7 @@ LOADED_DRAWS = 2000  # per turn under load: two batches of the reference's 1,000
 LOADED_CYCLES = 2  # ABBA cycles per round: short turns, so load that changes within a round hits both alike
 MAX_LOADED_ROUNDS = 12
 REFERENCE_BATCH = 1000  # Cohen et al.'s certify.py default
-LIMIT = 0.95
+LIMIT = 0.85  # ours within 15% of the best bare loop: catches a wrong batch size (2x and worse) without failing on a loaded machine
 
 # Another process's work on every core: a float32 matmul loop (oneMKL threads, like a neighbour's training).
 # It stops by itself when the test process is gone or after 10 minutes, should the test never kill it.
