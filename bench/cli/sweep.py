@@ -8,8 +8,8 @@ from typing import Optional
 import click
 
 from .options import (
-    BenchUsageError, config_option, data_dir_option, dataset_option, device_option, echo_err, eps_option,
-    n_test_option, profile_option, retrain_option,
+    BenchUsageError, check_ray_address, config_option, data_dir_option, dataset_option, device_option, echo_err,
+    eps_option, executor_option, n_test_option, profile_option, ray_address_option, retrain_option,
 )
 
 
@@ -51,9 +51,11 @@ def command_line(spec, params: dict) -> str:
 @device_option
 @data_dir_option
 @retrain_option
+@executor_option
+@ray_address_option
 def sweep(defenses: str, grid_items: tuple[str, ...], seeds: str, config_items: tuple[str, ...], name: Optional[str],
           out: Optional[Path], dataset: str, profile: str, n_test: Optional[int], eps: Optional[float], device: str,
-          data_dir: Optional[Path], retrain: bool) -> None:
+          data_dir: Optional[Path], retrain: bool, executor: str, ray_address: Optional[str]) -> None:
     """Run a grid of defenses x config values x seeds (resumable) and write its experiment page."""
     from ..results import bench_home
     from ..sweep import GridError, build_spec
@@ -61,6 +63,7 @@ def sweep(defenses: str, grid_items: tuple[str, ...], seeds: str, config_items: 
     from ..sweep.page import build_experiment, write_experiment
     from .report import refresh_leaderboards
 
+    check_ray_address(executor, ray_address)
     try:
         spec = build_spec(defenses, grid_items, seeds, config_items, name)
     except GridError as exc:
@@ -68,7 +71,7 @@ def sweep(defenses: str, grid_items: tuple[str, ...], seeds: str, config_items: 
     params = dict(dataset=dataset, profile=profile, n_test=n_test, eps=eps, data_dir=data_dir, out=out, device=device,
                   retrain=retrain, name=name)
     settings = Settings(dataset=dataset, profile=profile, n_test=n_test, eps=eps, device=device, data_dir=data_dir,
-                        retrain=retrain)
+                        retrain=retrain, executor=executor, ray_address=ray_address)
     echo_err(f"sweep {spec.name}: {len(spec.cells)} runs")
     runs = run_sweep(spec, settings, echo_err)
     home = bench_home()

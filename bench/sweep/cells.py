@@ -31,6 +31,8 @@ class Settings:
     data_dir: Optional[Path] = None
     home: Optional[Path] = None
     retrain: bool = False
+    executor: str = "local"  # where each cell's attacks and certification run (not part of the experiment)
+    ray_address: Optional[str] = None
 
     @property
     def results_dir(self) -> Path:
@@ -54,7 +56,7 @@ def cell_options(cell: Cell, s: Settings, out: Optional[Path] = None) -> Any:
 
     return RunOptions(defense=cell.defense, dataset=s.dataset, out=out, seed=cell.seed, device=s.device,
                       retrain=s.retrain, eps=s.eps, config=dict(cell.config), data_dir=s.data_dir, n_test=s.n_test,
-                      home=s.home, profile=s.profile)
+                      home=s.home, profile=s.profile, executor=s.executor, ray_address=s.ray_address)
 
 
 def cell_dir(cell: Cell, s: Settings, data: Any) -> Path:
