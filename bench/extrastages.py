@@ -25,6 +25,9 @@ RADIUS_COLUMN = "deterministic_radius"  # per_sample.csv: the certified L2 radiu
 # contradiction: the attacks measure their perturbation in float32 (relative error ~1e-7 per element).
 CONTRADICTION_TOLERANCE = 1e-5
 VULNERABILITY_POINTS = {"quick": 300, "full": 1000}  # the first points of the evaluated ones
+# Fewer points than this give no estimate worth printing (half fit the critics, a fifth of those stop them
+# early): the block then says so instead of a number.
+VULNERABILITY_MIN_POINTS = 100
 
 
 @dataclass
@@ -54,17 +57,21 @@ def deterministic_stage(model: Any, x: Any, y: Any, l2: Optional[float], batch_s
     return lipschitz_certificates(model, x, y, standard_radii(l2 if l2 else 2.0), batch_size=batch_size)
 
 
-def representation_stage(model: Any, x: Any, eps: float, profile: str) -> Optional[dict[str, Any]]:
-    """The vulnerability block; None when the model exposes no representation (not an error)."""
+def representation_stage(model: Any, x: Any, eps: float, profile: str, settings: Any = None,
+                         min_points: int = VULNERABILITY_MIN_POINTS) -> Optional[dict[str, Any]]:
+    """The vulnerability block; None when the model exposes no representation (not an error).
+
+    ``settings`` (a ``VulnerabilitySettings``) replaces the profile's."""
     from .representation import representation_vulnerability
 
     if getattr(model, "representation", None) is None or model.representation(x[:2]) is None:
         return None
     points = min(len(x), VULNERABILITY_POINTS.get(profile, VULNERABILITY_POINTS["quick"]))
-    try:
-        block = representation_vulnerability(model, x[:points], eps, vulnerability_settings(profile))
-    except ValueError as exc:  # e.g. too few points for a fit and a held-out split
-        return {"applicable": False, "reason": str(exc), "eps": float(eps), "points": points}
+    settings = settings or vulnerability_settings(profile)
+    if points < min_points:
+        return {"applicable": False, "reason": f"needs at least {min_points} evaluated points, the run has {points}",
+                "eps": float(eps), "points": points, "profile": profile, "settings": settings.as_dict()}
+    block = representation_vulnerability(model, x[:points], eps, settings)
     return {"applicable": True, "units": "nats", "points": points, "profile": profile, **block}
 
 
