@@ -50,11 +50,43 @@ def vulnerability_settings(profile: str) -> Any:
     return VulnerabilitySettings(mi=MIEstimator(steps=150), rounds=2, round_steps=40, attack_steps=10)
 
 
-def deterministic_stage(model: Any, x: Any, y: Any, l2: Optional[float], batch_size: int) -> dict[str, Any]:
-    """The Lipschitz certificate block on (x, y), at radii 0, 0.25, ... up to the dataset's L2 budget."""
+_BOUNDS: dict[tuple[str, tuple[int, ...]], Any] = {}  # (weights' sha256, input shape) -> the network's bounds
+_BOUNDS_KEPT = 4
+
+
+def _bounds(model: Any, model_id: Optional[str], shape: tuple[int, ...]) -> Any:
+    """The declared network's pairwise Lipschitz bounds, computed once per weights in this process (sweeps and
+    tests certify one model many times; a CNN's bound takes seconds). None: let the certificate say why not."""
+    from .certification.lipschitz import declared_network
+    from .lipschitz import NotCertifiable, certified_bounds
+    from .lipschitz.norms import DEFAULT_GRAM_LIMIT
+
+    key = (model_id or "", shape)
+    if model_id and key in _BOUNDS:
+        return _BOUNDS[key]
+    net, _ = declared_network(model)
+    if net is None or not model_id:
+        return None
+    try:
+        bounds = certified_bounds(net, shape, int(getattr(model, "num_classes", 0)), DEFAULT_GRAM_LIMIT)
+    except NotCertifiable:
+        return None
+    while len(_BOUNDS) >= _BOUNDS_KEPT:
+        _BOUNDS.pop(next(iter(_BOUNDS)))
+    _BOUNDS[key] = bounds
+    return bounds
+
+
+def deterministic_stage(model: Any, x: Any, y: Any, l2: Optional[float], batch_size: int,
+                        model_id: Optional[str] = None) -> dict[str, Any]:
+    """The Lipschitz certificate block on (x, y), at radii 0, 0.25, ... up to the dataset's L2 budget.
+
+    ``model_id`` (the weights' sha256) lets a later run of the same weights reuse the bound."""
     from .certification.lipschitz import lipschitz_certificates, standard_radii
 
-    return lipschitz_certificates(model, x, y, standard_radii(l2 if l2 else 2.0), batch_size=batch_size)
+    bounds = _bounds(model, model_id, tuple(x.shape[1:])) if getattr(model, "num_classes", 0) else None
+    return lipschitz_certificates(model, x, y, standard_radii(l2 if l2 else 2.0), batch_size=batch_size,
+                                  bounds=bounds)
 
 
 def representation_stage(model: Any, x: Any, eps: float, profile: str, settings: Any = None,
@@ -135,7 +167,7 @@ def extra_stages(loaded: Any, x: Any, y: Any, *, eps: float, l2: Optional[float]
     """Run both stages on the evaluated points (the certificate only when certification is on)."""
     extras = Extras()
     if certify:
-        block = deterministic_stage(loaded.model, x, y, l2, batch_size)
+        block = deterministic_stage(loaded.model, x, y, l2, batch_size, loaded.model_id)
         extras.deterministic = block
         if block.get("applicable"):
             log(f"  deterministic certificate: mean L2 radius {block['mean_radius']:.4f} ({block['seconds']:.1f} s)")
