@@ -145,8 +145,9 @@ def certified_plot(board: Board, sigma: float) -> Optional[bytes]:
     with style():
         fig = Figure(figsize=(WIDTH, 4.4), layout="constrained")
         ax = fig.add_subplot()
-        ax.set_title(f"{board.title}\ncertified accuracy vs L2 radius (randomized smoothing, σ={fmt_number(sigma)}; "
-                     "dashed: deterministic)",
+        exact = any(deterministic_steps(r.deterministic) is not None for r in board.rows)
+        ax.set_title(f"{board.title}\ncertified accuracy vs L2 radius (randomized smoothing, σ={fmt_number(sigma)}"
+                     f"{'; dashed: deterministic' if exact else ''})",
                      fontsize=9)
         ax.set_xlabel("L2 radius")
         ax.set_ylabel("certified accuracy")
