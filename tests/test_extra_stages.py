@@ -59,6 +59,8 @@ def test_a_model_with_a_representation_gets_a_block_and_worst_case_never_exceeds
     assert block["worst_case_mi"] <= block["clean_mi"]
     assert block["vulnerability"] == pytest.approx(block["clean_mi"] - block["worst_case_mi"])
     assert block["eps"] == 0.1 and block["settings"]["rounds"] == 2 and block["settings"]["mi"]["steps"] == 60
+    values = [block["clean_mi"], *block["clean_mi_other_seeds"]]  # the estimator's noise, reported beside it
+    assert len(values) == 3 and block["clean_mi_spread"] == pytest.approx(max(values) - min(values))
     json.dumps(block)  # JSON-ready
 
 
@@ -85,7 +87,7 @@ def _summary_with_blocks() -> dict:
         deterministic_certification={"applicable": True, "bound": "liplt", "mean_radius": 0.5, "n": 4, "radii": radii,
                                      "correct": [True, False, True, True], "certified_accuracy": {"0": 0.75, "1": 0.25}},
         representation_vulnerability={"applicable": True, "clean_mi": 2.0, "worst_case_mi": 1.25, "vulnerability": 0.75,
-                                      "eps": 0.3, "n_fit": 150, "n_eval": 150, "profile": "quick",
+                                      "eps": 0.3, "n_fit": 150, "n_eval": 150, "profile": "quick", "clean_mi_spread": 0.5,
                                       "settings": {"rounds": 2, "mi": {"bound": "dv", "steps": 150}}},
     ).to_dict()
 
@@ -116,7 +118,7 @@ def test_the_leaderboard_shows_both_blocks(tmp_path):
     assert "deterministic_mean_radius" in csv and "representation_vulnerability" in csv
     assert "representation_worst_case_mi" in csv.splitlines()[0]
     pages = "".join(p.read_text() for p in (tmp_path / "boards").rglob("*.md"))
-    assert "Representation vulnerability" in pages and "worst-case MI 1.25" in pages
+    assert "Representation vulnerability" in pages and "worst-case MI 1.25" in pages and "spans 0.500 nats" in pages
     assert "deterministic cert. radius" in (tmp_path / "boards" / "mnist5k.md").read_text()
     assert "Representation" not in (tmp_path / "boards" / "mnist5k.md").read_text().split("\n\n")[0]
     assert list((tmp_path / "boards").rglob("*.png"))  # the per-run certified panel (deterministic curve only)

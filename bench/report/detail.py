@@ -132,6 +132,9 @@ def _representation(row: Run, level: int) -> list[Block]:
                 f"(Zhu, Zhang & Evans 2020; {mi.get('bound', '?')} bound, {block.get('n_fit', '?')} fit / "
                 f"{block.get('n_eval', '?')} held-out points, {settings.get('rounds', '?')} rounds, "
                 f"{mi.get('steps', '?')} critic steps; profile {block.get('profile') or '?'}).")
+        if block.get("clean_mi_spread") is not None:
+            text += (f" The clean estimate spans {_num(block['clean_mi_spread'])} nats over critic seeds: a smaller "
+                     "vulnerability is within the estimator's noise.")
     return [Heading(level, "Representation vulnerability"), Para(text)]
 
 
