@@ -48,7 +48,7 @@ def vulnerability_settings(profile: str) -> Any:
 
     if profile == "full":
         return VulnerabilitySettings()
-    return VulnerabilitySettings(mi=MIEstimator(steps=150), rounds=2, round_steps=40, attack_steps=10)
+    return VulnerabilitySettings(mi=MIEstimator(steps=100), rounds=2, round_steps=30, attack_steps=8)
 
 
 _BOUNDS: dict[tuple[str, tuple[int, ...]], Any] = {}  # (weights' sha256, input shape) -> the network's bounds
