@@ -218,6 +218,7 @@ def _evaluate_into(p: Any, wrapped: Any, opts: Any, sha: str, named: bool, sourc
                    log: Any) -> "Summary":
     """The stages of a run on a user's model, written into ``p.work``."""
     from . import pipeline
+    from .extrastages import extra_stages
     from .runspec import options_record
     from .schema import ModelEntry
     from .training import predict
@@ -231,11 +232,13 @@ def _evaluate_into(p: Any, wrapped: Any, opts: Any, sha: str, named: bool, sourc
     eps = p.data.threat.linf
     battery = pipeline.attack_stage(p, loaded, opts, eps, clean_correct, log, transfer_source=transfer)
     certification = pipeline.certify_stage(p, loaded, x, y, opts.profile, log) if opts.certify else None
+    extras = extra_stages(loaded, x, y, eps=eps, l2=p.data.threat.l2, profile=opts.profile, certify=opts.certify,
+                          battery=battery, clean_correct=clean_correct, batch_size=opts.batch_size, log=log)
     config = {"class": kind, "parameters": sum(t.numel() for t in wrapped.parameters())}
     summary = pipeline.run_summary(p, loaded, name=opts.defense, config=config, eps=eps, profile=opts.profile,
                                    clean_correct=clean_correct, battery=battery, certification=certification,
-                                   notes=notes, options=options_record(opts))
-    pipeline.write_run(p, summary, clean_correct, battery, y, indices)
+                                   notes=notes, options=options_record(opts), extras=extras)
+    pipeline.write_run(p, summary, clean_correct, battery, y, indices, extras)
     return summary
 
 

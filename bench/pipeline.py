@@ -101,7 +101,7 @@ def certify_stage(p: Prepared, loaded: LoadedModel, x: torch.Tensor, y: torch.Te
 
 
 def write_run(p: Prepared, summary: Any, clean_correct: torch.Tensor, battery: Any, y: torch.Tensor,
-              indices: list[int]) -> None:
+              indices: list[int], extras: Any = None) -> None:
     """per_sample.csv, then summary.json (last, so a summary always describes finished records)."""
     import pandas as pd
 
@@ -112,6 +112,8 @@ def write_run(p: Prepared, summary: Any, clean_correct: torch.Tensor, battery: A
     for column, values in battery.columns.items():
         per_sample[column] = values  # None where an attack ran on a subset without this sample
     per_sample["robust"] = battery.robust.tolist()
+    for column, values in (extras.columns.items() if extras is not None else ()):
+        per_sample[column] = values  # bench.extrastages: e.g. each point's deterministic certified radius
     atomic_write_text(where / "per_sample.csv", per_sample.to_csv(index=False))
     atomic_write_json(where / "summary.json", summary.to_dict())
 
@@ -133,6 +135,7 @@ def run(opts: RunOptions, log: Log = print) -> dict[str, Any]:
 def _evaluate(p: Prepared, opts: RunOptions, log: Log) -> dict[str, Any]:
     """The model, the battery, certification and the summary, written into ``p.work``."""
     from .executors import open_executor
+    from .extrastages import extra_stages
     from .runspec import options_record
     from .training import predict
 
@@ -144,34 +147,41 @@ def _evaluate(p: Prepared, opts: RunOptions, log: Log) -> dict[str, Any]:
         battery = attack_stage(p, loaded, opts, eps, clean_correct, log, executor=executor)
         certification = (certify_stage(p, loaded, x, y, opts.profile, log, opts.sigmas, executor=executor)
                          if opts.certify else None)
+    extras = extra_stages(loaded, x, y, eps=eps, l2=p.data.threat.l2, profile=opts.profile, certify=opts.certify,
+                          battery=battery, clean_correct=clean_correct, batch_size=opts.batch_size, log=log)
     summary = run_summary(p, loaded, name=p.defense.name, config=p.defense.config_dict(), eps=eps,
                           profile=opts.profile, clean_correct=clean_correct, battery=battery,
-                          certification=certification, options=options_record(opts))
-    write_run(p, summary, clean_correct, battery, y, indices)
+                          certification=certification, options=options_record(opts), extras=extras)
+    write_run(p, summary, clean_correct, battery, y, indices, extras)
     return summary.to_dict()
 
 
 def run_summary(p: Prepared, loaded: LoadedModel, *, name: str, config: dict[str, Any], eps: float, profile: str,
                 clean_correct: torch.Tensor, battery: Any, certification: Optional[dict[str, Any]],
-                notes: Optional[list[str]] = None, options: Optional[dict[str, Any]] = None) -> Any:
-    """The run's ``Summary`` from the stages' outputs (registry defenses and `bench.evaluate` alike)."""
+                notes: Optional[list[str]] = None, options: Optional[dict[str, Any]] = None,
+                extras: Any = None) -> Any:
+    """The run's ``Summary`` from the stages' outputs (registry defenses and `bench.evaluate` alike).
+
+    ``extras``: ``bench.extrastages.Extras`` (deterministic certificates, representation vulnerability)."""
+    from .extrastages import Extras
     from .attacks.summary import interval
     from .results import provenance
     from .schema import Summary, ThreatModelEntry
 
-    threat = p.data.threat
+    threat, extras = p.data.threat, extras or Extras()
     return Summary(
         defense=name, dataset=p.data.name, n_test=len(clean_correct),
         clean_accuracy=float(clean_correct.float().mean()), clean_accuracy_interval=interval(clean_correct),
         robust_accuracy=battery.robust_accuracy, robust_accuracy_interval=battery.robust_interval,
         robust_accuracy_by_norm=battery.robust_by_norm, attacks=battery.attacks, sweeps=battery.sweeps,
-        flags=battery.flags, battery=battery.battery, detector=battery.detector,
+        flags=battery.flags + extras.flags, battery=battery.battery, detector=battery.detector,
         certification=certification,  # sigma -> randomized-smoothing block (bench.certification)
         seconds=round(time.perf_counter() - p.started, 3),
         threat_model=ThreatModelEntry(norm="linf", eps=eps, l2_eps=threat.l2, sigma=threat.sigma),
         config=config, surface=loaded.model.describe_surface(), model=loaded.entry, profile=profile,
         notes=notes or None, provenance=provenance(p.seed, p.hash, device=str(p.device), run_id=p.out.name),
         evaluation=p.evaluation, run_key=p.run_key, options=options,
+        deterministic_certification=extras.deterministic, representation_vulnerability=extras.representation,
     )
 
 

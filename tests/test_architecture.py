@@ -27,7 +27,7 @@ LAYERS = [
     {"bench.attacks", "bench.certification"},
     {"bench.executors"},  # where attacks and certification run (local, Ray); above both, below the pipeline
     {"bench.pipeline", "bench.runsetup", "bench.runspec", "bench.validate", "bench.contract_checks", "bench.api",
-     "bench.modelspec", "bench.planning",
+     "bench.modelspec", "bench.planning", "bench.extrastages",
      "bench.sweep"},
     {"bench.report"},
     {"bench.cli", "bench.__main__", "bench"},

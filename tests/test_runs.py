@@ -21,7 +21,7 @@ import pytest
 from cli_helpers import PLAIN, REPO, run_cli, stderr_lines, with_committed_models
 
 SMALL = ["run", "--defense", "plain", "--n-test", "10", "--attacks", "fgsm,pgd-linf", "--no-certify", "-q"]
-TIMING = {"seconds", "date", "train_seconds"}
+TIMING = {"seconds", "date", "train_seconds", "bound_seconds"}
 
 
 def numbers(obj):

@@ -96,6 +96,9 @@ def csv_columns(board: Board) -> list[CsvColumn]:
     cols += _attack_columns(rows) + _certification_columns(rows)
     if any(r.deterministic is not None for r in rows):
         cols.append(CsvColumn("deterministic_mean_radius", lambda r: (r.deterministic or {}).get("mean_radius")))
+    if any(r.representation is not None for r in rows):  # Zhu, Zhang & Evans 2020, in nats
+        cols += [CsvColumn(f"representation_{k}", lambda r, k=k: (r.representation or {}).get(k))
+                 for k in ("clean_mi", "worst_case_mi", "vulnerability", "clean_mi_spread")]
     cols += [
         CsvColumn("flag_count", lambda r: len(r.flags)), CsvColumn("flags", lambda r: "; ".join(r.flags) or None),
         CsvColumn("train_seconds", lambda r: r.train_seconds), CsvColumn("eval_seconds", lambda r: r.eval_seconds),

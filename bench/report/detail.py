@@ -118,6 +118,26 @@ def _deterministic(row: Run, level: int) -> list[Block]:
     return [Heading(level, "Deterministic certification"), Para(text)]
 
 
+def _representation(row: Run, level: int) -> list[Block]:
+    block = row.representation
+    if block is None:
+        return []
+    if block.get("applicable") is False:
+        text = f"Not measured: {block.get('reason') or 'no reason given'}."
+    else:
+        settings = block.get("settings") or {}
+        mi = settings.get("mi") or {}
+        text = (f"Clean MI {_num(block.get('clean_mi'))} nats, worst-case MI {_num(block.get('worst_case_mi'))} nats "
+                f"within L-inf eps {_num(block.get('eps'))}: vulnerability {_num(block.get('vulnerability'))} nats "
+                f"(Zhu, Zhang & Evans 2020; {mi.get('bound', '?')} bound, {block.get('n_fit', '?')} fit / "
+                f"{block.get('n_eval', '?')} held-out points, {settings.get('rounds', '?')} rounds, "
+                f"{mi.get('steps', '?')} critic steps; profile {block.get('profile') or '?'}).")
+        if block.get("clean_mi_spread") is not None:
+            text += (f" The clean estimate spans {_num(block['clean_mi_spread'])} nats over critic seeds: a smaller "
+                     "vulnerability is within the estimator's noise.")
+    return [Heading(level, "Representation vulnerability"), Para(text)]
+
+
 def _flags(row: Run, level: int, anchor: str) -> list[Block]:
     blocks: list[Block] = [Heading(level, f"Flags ({len(row.flags)})", anchor)]
     if not row.flags:
@@ -167,6 +187,7 @@ def detail_blocks(board: Board, i: int, png: Optional[bytes], level: int = 1, ht
     blocks += _flags(row, level + 1, f"{anchor}-flags")
     blocks += [Heading(level + 1, "Attacks"), _attacks_table(row)] + _worst_case(row)
     blocks += _sweeps(row, level + 1) + _certification(row, level + 1) + _deterministic(row, level + 1)
+    blocks += _representation(row, level + 1)
     if png:
         blocks += [Heading(level + 1, "Plots"), Image(f"{board.stem(row)}.png",
                                                       f"{board.label(row)}: accuracy vs eps and certified accuracy "

@@ -88,6 +88,7 @@ class Run:
     sweeps: dict[str, Sweep] = field(default_factory=dict)
     certification: dict[float, Certification] = field(default_factory=dict)
     deterministic: Optional[dict[str, Any]] = None  # the deterministic_certification block, when present
+    representation: Optional[dict[str, Any]] = None  # the representation_vulnerability block, when present
     flags: list[str] = field(default_factory=list)  # masking evidence: the row is marked
     flag_notes: list[str] = field(default_factory=list)  # the battery's notes (within noise, or not moving the headline)
     seconds: Optional[float] = None
@@ -216,7 +217,6 @@ def parse_summary(raw: Any, path: str) -> tuple[Optional[Run], Optional[str]]:
     notes = _first_notes(raw, version) + notes
     attacks = _attack_results(summary.attacks, notes)
     model = summary.model or schema.ModelEntry()
-    deterministic = summary.extra.get("deterministic_certification")
     intervals = {k: v for k, v in (("clean", given_interval(raw.get("clean_accuracy_interval"))),
                                    ("robust", given_interval(raw.get("robust_accuracy_interval")))) if v}
     run = Run(
@@ -226,7 +226,7 @@ def parse_summary(raw: Any, path: str) -> tuple[Optional[Run], Optional[str]]:
         robust=summary.robust_accuracy, intervals=intervals, attacks=attacks,
         robust_by_norm=_by_norm(summary.robust_accuracy_by_norm), sweeps=_sweeps(summary.sweeps, attacks),
         certification=_certification(summary.certification),
-        deterministic=deterministic if isinstance(deterministic, dict) else None,
+        deterministic=summary.deterministic_certification, representation=summary.representation_vulnerability,
         flags=[f.message for f in summary.flags or [] if f.severity != "note"],
         flag_notes=[f.message for f in summary.flags or [] if f.severity == "note"],
         seconds=summary.seconds, train_seconds=model.train_seconds,

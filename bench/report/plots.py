@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from .keys import fmt_number
 from .layout import spread
 from .load import Run
-from .samples import accuracy_interval, certified_steps
+from .samples import accuracy_interval, certified_steps, deterministic_steps
 from .tables import Board, slug_part
 
 DPI = 100
@@ -145,7 +145,9 @@ def certified_plot(board: Board, sigma: float) -> Optional[bytes]:
     with style():
         fig = Figure(figsize=(WIDTH, 4.4), layout="constrained")
         ax = fig.add_subplot()
-        ax.set_title(f"{board.title}\ncertified accuracy vs L2 radius (randomized smoothing, σ={fmt_number(sigma)})",
+        exact = any(deterministic_steps(r.deterministic) is not None for r in board.rows)
+        ax.set_title(f"{board.title}\ncertified accuracy vs L2 radius (randomized smoothing, σ={fmt_number(sigma)}"
+                     f"{'; dashed: deterministic' if exact else ''})",
                      fontsize=9)
         ax.set_xlabel("L2 radius")
         ax.set_ylabel("certified accuracy")
@@ -154,6 +156,10 @@ def certified_plot(board: Board, sigma: float) -> Optional[bytes]:
             steps = certified_steps(r.certification[sigma]) if sigma in r.certification else None
             if steps is not None:
                 ax.plot(*steps, drawstyle="steps-pre", color=tint[id(r)], label=_name(board, i))
+            exact = deterministic_steps(r.deterministic)
+            if exact is not None:  # the deployed model's own certificate, beside its smoothed classifier's
+                ax.plot(*exact, drawstyle="steps-pre", color=tint[id(r)], linestyle="--",
+                        label=f"{_name(board, i)} (deterministic)")
         _caps(ax, rows, sigma)
         ax.set_xlim(left=0)
         _legend(ax)
@@ -188,6 +194,9 @@ def _run_certified(ax, row: Run) -> None:
         if cert.max_radius is not None:
             ax.axvline(cert.max_radius, color=line.get_color(), linestyle=":", linewidth=1,
                        label=f"largest certifiable r = {cert.max_radius:.3f}")
+    exact = deterministic_steps(row.deterministic)
+    if exact is not None:
+        ax.plot(*exact, drawstyle="steps-pre", color="black", linestyle="--", label="deterministic (Lipschitz)")
     ax.set_title("certified accuracy vs L2 radius (95% band)", fontsize=9)
     ax.set_xlabel("L2 radius")
     ax.set_xlim(left=0)
@@ -197,7 +206,8 @@ def _run_certified(ax, row: Run) -> None:
 def run_plot(board: Board, i: int) -> Optional[Plot]:
     """One defense's figure: its eps sweep and its certified curve, with intervals."""
     row = board.rows[i]
-    panels = [p for p, has in (("sweep", row.sweeps), ("cert", row.certification)) if has]
+    certified = row.certification or deterministic_steps(row.deterministic) is not None
+    panels = [p for p, has in (("sweep", row.sweeps), ("cert", certified)) if has]
     if not panels:
         return None
     with style():

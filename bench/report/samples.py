@@ -127,3 +127,20 @@ def certified_steps(cert: Certification) -> Optional[tuple[list[float], list[flo
         return xs, [sum(1 for r, c in cert.radii if c and r >= x - RADIUS_TOLERANCE) / n for x in xs]
     points = [(r, a) for r, a in cert.curve if cap is None or r <= cap + RADIUS_TOLERANCE]
     return ([r for r, _ in points], [a for _, a in points]) if points else None
+
+
+def deterministic_steps(block: Optional[dict]) -> Optional[tuple[list[float], list[float]]]:
+    """The deterministic (Lipschitz) certificate's certified accuracy against radius, drawn like smoothing's.
+
+    From its per-point radii and correctness when the summary has them, else its fixed radii; None when the
+    certificate was not applicable or there is nothing to draw.
+    """
+    if not isinstance(block, dict) or not block.get("applicable"):
+        return None
+    radii, correct = block.get("radii"), block.get("correct")
+    if isinstance(radii, list) and isinstance(correct, list) and radii and len(radii) == len(correct):
+        return certified_steps(Certification(sigma=0.0, curve=[], radii=[(float(r), c is True) for r, c in
+                                                                          zip(radii, correct)]))
+    curve = block.get("certified_accuracy")
+    points = sorted((float(k), float(v)) for k, v in curve.items()) if isinstance(curve, dict) else []
+    return certified_steps(Certification(sigma=0.0, curve=points)) if points else None

@@ -188,4 +188,10 @@ class Summary(_Record):
     evaluation: Optional[dict[str, Any]] = _optional()
     run_key: Optional[str] = _optional()  # hash of dataset, defense, config hash, seed and evaluation
     options: Optional[dict[str, Any]] = _optional()  # the resolved command options (flags and --config-file)
+    # Lipschitz certificates of the deployed model on the evaluated points (bench.extrastages): applicable,
+    # reason, bound, certified_accuracy {radius: fraction}, mean_radius, n, seconds, radii and correct per point
+    deterministic_certification: Optional[dict[str, Any]] = _optional()
+    # Zhu, Zhang, Evans 2020 at the headline eps (nats): clean_mi, worst_case_mi, vulnerability, settings, ...;
+    # absent for a model without a representation
+    representation_vulnerability: Optional[dict[str, Any]] = _optional()
     extra: dict[str, Any] = field(default_factory=dict)

@@ -144,6 +144,15 @@ def _read_map(raw: Any, notes: list[str], what: str, reader: Any) -> Optional[di
     return out
 
 
+def _block(raw: dict[str, Any], key: str, notes: list[str]) -> Optional[dict[str, Any]]:
+    """An optional JSON object (older summaries lack it: None, no note)."""
+    value = raw.get(key)
+    if value is not None and not isinstance(value, dict):
+        notes.append(f"{key.replace('_', ' ')} unreadable")
+        return None
+    return value
+
+
 def read_summary(raw: Any) -> tuple[Optional[Summary], list[str], Optional[str]]:
     """(summary, notes on what it lacked, None) or (None, [], why it cannot be placed anywhere)."""
     if not isinstance(raw, dict):
@@ -172,5 +181,7 @@ def read_summary(raw: Any) -> tuple[Optional[Summary], list[str], Optional[str]]
                          number(model.get("train_seconds")), text(model.get("source"))),
         provenance=raw.get("provenance") if isinstance(raw.get("provenance"), dict) else {},
         notes=[str(n) for n in run_notes] if isinstance(run_notes, list) else None if run_notes is None else [str(run_notes)],
+        deterministic_certification=_block(raw, "deterministic_certification", notes),
+        representation_vulnerability=_block(raw, "representation_vulnerability", notes),
     )
     return Summary(**own, extra=extra), notes, None
