@@ -47,7 +47,10 @@ LOADED_DRAWS = 2000  # per turn under load: two batches of the reference's 1,000
 LOADED_CYCLES = 2  # ABBA cycles per round: short turns, so load that changes within a round hits both alike
 MAX_LOADED_ROUNDS = 12
 REFERENCE_BATCH = 1000  # Cohen et al.'s certify.py default
-LIMIT = 0.85  # ours within 15% of the best bare loop: catches a wrong batch size (2x and worse) without failing on a loaded machine
+LIMIT = 0.95  # issue 14: under load, at least 0.95x the bare loop at the reference batch in every round
+# Against the best batch of a bare sweep (which a noisy sweep can flatter): within 15%, which still catches a
+# wrong batch size (2x and worse) without failing on a machine other work loads.
+BEST_LIMIT = 0.85
 
 # Another process's work on every core: a float32 matmul loop (oneMKL threads, like a neighbour's training).
 # It stops by itself when the test process is gone or after 10 minutes, should the test never kill it.
@@ -113,7 +116,7 @@ def test_certification_loop_keeps_up_with_best_bare_loop(benchmark):
                                 ratios={b: round(r, 3) for b, r in ratios.items()})
     print(f"\ncertification loop (batch {ours_batch}) / best bare loop (batch {bare_batch}): median throughput "
           f"ratio {ratio:.3f} over {ROUNDS} rounds (per bare batch: {benchmark.extra_info['ratios']})")
-    assert ratio >= LIMIT, benchmark.extra_info
+    assert ratio >= BEST_LIMIT, benchmark.extra_info
 
 
 def test_certification_under_load_keeps_up_with_reference_batch(benchmark, monkeypatch):
