@@ -32,28 +32,31 @@ def _with_interval(value: Optional[float], interval: Optional[list]) -> str:
     return f"{value:.3f}  [{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
-def _attack_line(name: str, a: dict[str, Any], n_test: int) -> str:
+def _attack_label(name: str, a: dict[str, Any], n_test: int) -> str:
     n = a.get("n", n_test)
     if a.get("cascade"):
-        scope = f", cascade: {a.get('broken', 0)} broken of {n} attempted"
+        scope = f", cascade: broke {a.get('broken', 0)} of {n}"
     else:
         scope = f", n={n}" if n < n_test else ""
-    label = f"{name} ({a['norm']} {format(a['eps'], 'g')}{scope})"
-    return f"  {label:<34}{_with_interval(a.get('accuracy'), a.get('interval'))}"
+    return f"{name} ({a['norm']} {format(a['eps'], 'g')}{scope})"
 
 
 def summary_table(summary: dict[str, Any], results: Optional[str] = None) -> str:
     """The run's figures with their 95% intervals: clean, every attack (its n, or what a cascade attack
     attempted and broke), the worst case, certification, flags (masking evidence) and notes, and where the
     summary is (``results``, a path the user can paste; else the run id)."""
+    labels = {name: _attack_label(name, a, summary["n_test"]) for name, a in summary["attacks"].items()}
+    width = max([34, *(len(label) + 2 for label in labels.values())])
     lines = [
         f"{summary['defense']} on {summary['dataset']} ({summary['n_test']} test points, {summary['seconds']:.1f} s)",
-        f"  {'':<34}accuracy  [95% interval]",
-        f"  {'clean accuracy':<34}{_with_interval(summary['clean_accuracy'], summary.get('clean_accuracy_interval'))}",
+        f"  {'':<{width}}accuracy  [95% interval]",
+        f"  {'clean accuracy':<{width}}"
+        f"{_with_interval(summary['clean_accuracy'], summary.get('clean_accuracy_interval'))}",
     ]
-    lines += [_attack_line(name, a, summary["n_test"]) for name, a in summary["attacks"].items()]
+    lines += [f"  {labels[name]:<{width}}{_with_interval(a.get('accuracy'), a.get('interval'))}"
+              for name, a in summary["attacks"].items()]
     robust = _with_interval(summary["robust_accuracy"], summary.get("robust_accuracy_interval"))
-    lines.append(f"  {'robust (worst case)':<34}{robust}")
+    lines.append(f"  {'robust (worst case)':<{width}}{robust}")
     lines += certification_lines(summary)
     for flag in summary.get("flags", []):
         severity = flag.get("severity", "masking") if isinstance(flag, dict) else "masking"
