@@ -102,10 +102,16 @@ class RunPlan:
 
 def _calibrate_attacks(plan: list[Any], model: Any, x: Any, y: Any, indices: list[int], seed: int,
                        points: Optional[int], log: Log) -> list[AttackPlan]:
-    from .attacks.execute import attack_batch, subset_positions
-    from .executors.calibrate import models_of, row_cost, spread, time_work
+    """Time every planned attack on a few of its points; a cascade attack on the calibration points still robust
+    after the earlier attacks at its budget, and planned on that fraction of its points (as the battery runs it)."""
+    from .attacks.execute import subset_positions
+    from .attacks.plan import HEADLINE
+    from .executors.calibrate import models_of, row_cost, spread
+    from .training import predict
 
-    costs = {}
+    costs: dict[int, Any] = {}
+    clean = (predict(model, x, 500) == y.cpu()).tolist()
+    alive: dict[tuple[str, float], dict[int, bool]] = {}  # budget -> calibration position -> still robust
     planned_attacks = []
     for pl in plan:
         for m in models_of(model, pl.attack):
@@ -113,12 +119,35 @@ def _calibrate_attacks(plan: list[Any], model: Any, x: Any, y: Any, indices: lis
                 costs[id(m)] = row_cost(m, x)
         chosen = subset_positions(len(x), pl.n, seed)
         cal = spread(chosen, min(len(chosen), points) if points else calibration_points(len(chosen)))
-        xs, ys = x[cal], y[cal]
-        timing = time_work(lambda: attack_batch(pl, model, xs, ys, seed, indices[cal[0]]), models_of(model, pl.attack),
-                           len(cal))
-        log(f"  calibrated {pl.name:<18} on {len(cal)} points: {timing.seconds:.2f} s")
-        planned_attacks.append(AttackPlan(pl.name, pl.attack.norm, pl.eps, len(chosen), timing, costs))
+        budget = (pl.attack.norm, round(float(pl.eps), 9))
+        robust = alive.setdefault(budget, {})
+        count = len(chosen)
+        if getattr(pl, "cascade", False):
+            left = [q for q in cal if robust.get(q, clean[q])]
+            count = round(len(chosen) * len(left) / len(cal)) if cal else 0
+            cal = left
+        timing, correct = _time_attack(pl, model, x, y, cal, indices, seed)
+        if pl.role == HEADLINE:
+            for q, ok in zip(cal, correct):
+                robust[q] = robust.get(q, clean[q]) and bool(ok)
+        log(f"  calibrated {pl.name:<18} on {len(cal)} points: {timing.seconds:.2f} s"
+            + (f" (cascade: ~{count} of {len(chosen)} points still robust)" if getattr(pl, "cascade", False) else ""))
+        planned_attacks.append(AttackPlan(pl.name, pl.attack.norm, pl.eps, count, timing, costs))
     return planned_attacks
+
+
+def _time_attack(pl: Any, model: Any, x: Any, y: Any, cal: list[int], indices: list[int],
+                 seed: int) -> tuple[Any, list[bool]]:
+    """The timing of ``pl`` on positions ``cal`` and its per-point outcome (nothing to time: zero)."""
+    from .attacks.execute import attack_batch
+    from .executors.calibrate import Timing, models_of, time_work
+
+    if not cal:
+        return Timing(0, 0.0, {}), []
+    out: list[Any] = []
+    timing = time_work(lambda: out.append(attack_batch(pl, model, x[cal], y[cal], seed, indices[cal[0]])),
+                       models_of(model, pl.attack), len(cal))
+    return timing, out[0].correct.tolist()
 
 
 def _calibrate_certification(model: Any, x: Any, y: Any, profile: str, threat: Any, seed: int,
