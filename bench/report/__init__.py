@@ -77,6 +77,9 @@ def write_report(results_dir: Path, out_dir: Path) -> Report:
     return report
 
 
+EXPERIMENTS = "experiments"  # leaderboards/experiments/: experiment pages `bench sweep` writes, not `bench report`
+
+
 def regeneration_diff(results_dir: Path, committed_dir: Path, skip_suffixes: tuple[str, ...] = ()) -> list[str]:
     """Files under ``committed_dir`` that `bench report` would not reproduce byte-for-byte (empty: up to date).
 
@@ -90,6 +93,7 @@ def regeneration_diff(results_dir: Path, committed_dir: Path, skip_suffixes: tup
         fresh = Path(tmp)
         made = {p.relative_to(fresh).as_posix() for p in write_report(results_dir, fresh).files}
         have = {p.relative_to(committed_dir).as_posix() for p in committed_dir.rglob("*") if p.is_file()}
+        have = {name for name in have if not name.startswith(EXPERIMENTS + "/")}  # `bench sweep` writes those
         problems = [f"{name}: not committed" for name in sorted(made - have)]
         problems += [f"{name}: not made by bench report" for name in sorted(have - made)]
         for name in sorted(made & have):
