@@ -49,6 +49,31 @@ def test_dense_and_reshape_norms():
     assert exact_norm(ReshapeOp((2, 3), (6,)), CPU) == pytest.approx(1.0, rel=2e-6)
 
 
+def test_a_gram_lapack_cannot_decompose_still_gets_a_guaranteed_norm(monkeypatch):
+    """macer's committed model once made eigvalsh fail (LAPACK error 782): another driver, then Gershgorin."""
+    import numpy as np
+    import scipy.linalg
+
+    from bench.lipschitz import norms
+
+    torch.manual_seed(0)
+    lin = nn.Linear(7, 4).double()
+    truth = float(torch.linalg.matrix_norm(lin.weight.detach(), ord=2))
+
+    def fail(*args, **kwargs):
+        raise torch.linalg.LinAlgError("linalg.eigh: The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "eigvalsh", fail)
+    assert exact_norm(DenseOp(lin), CPU) == pytest.approx(truth, rel=2e-6)
+
+    def fail_too(*args, **kwargs):
+        raise np.linalg.LinAlgError("no convergence")
+
+    monkeypatch.setattr(scipy.linalg, "eigvalsh", fail_too)
+    gershgorin = exact_norm(DenseOp(lin), CPU)
+    assert gershgorin >= truth and norms.largest_eigenvalue_fallback(torch.eye(3, dtype=torch.float64)) == 1.0
+
+
 def test_fourier_bound_is_tight_for_a_stride_one_conv():
     torch.manual_seed(1)
     op = ConvOp(nn.Conv2d(3, 4, 3, padding=1).double(), (3, 16, 16))

@@ -58,8 +58,26 @@ def gram_matrix(op: LinearOp, device: torch.device, chunk: int = 512) -> torch.T
 
 def exact_norm(op: LinearOp, device: torch.device) -> float:
     """||A||_2 from the Gram matrix's largest eigenvalue (float64), times 1 + SAFETY."""
-    top = float(torch.linalg.eigvalsh(gram_matrix(op, device)).max())
+    gram = gram_matrix(op, device)
+    try:
+        top = float(torch.linalg.eigvalsh(gram).max())
+    except torch.linalg.LinAlgError:  # LAPACK's divide-and-conquer can fail on an ill-conditioned Gram
+        top = largest_eigenvalue_fallback(gram)
     return math.sqrt(max(top, 0.0)) * (1.0 + SAFETY)
+
+
+def largest_eigenvalue_fallback(gram: torch.Tensor) -> float:
+    """The largest eigenvalue of a symmetric PSD matrix by another LAPACK driver (scipy's MRRR, the top one only);
+    if that fails too, Gershgorin's bound (the largest absolute row sum), which is never below it."""
+    import numpy as np
+    import scipy.linalg
+
+    matrix = gram.detach().cpu().numpy()
+    n = matrix.shape[0]
+    try:
+        return float(scipy.linalg.eigvalsh(matrix, subset_by_index=[n - 1, n - 1], driver="evr")[0])
+    except (np.linalg.LinAlgError, ValueError):
+        return float(np.abs(matrix).sum(axis=1).max())
 
 
 @torch.no_grad()
