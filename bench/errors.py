@@ -42,6 +42,10 @@ class DamagedFileError(ValueError):
         super().__init__(f"{path}: {problem}; {remedy}")
 
 
+class TrainingDivergedError(RuntimeError):
+    """Training left non-finite weights: nothing is cached, and the run stops with one line (exit 1)."""
+
+
 class BadOptionError(ValueError):
     """An option value that no type check could catch (e.g. an attack selection): exit 2, before any work."""
 

@@ -23,7 +23,7 @@ import torch
 
 from .contract import DefendedModel
 from .data import Dataset
-from .errors import DamagedFileError, first_line
+from .errors import DamagedFileError, TrainingDivergedError, first_line
 from .registry import Defense
 from .results import atomic_write_bytes, atomic_write_json, config_hash, package_versions, read_json, sha256_file, utc_now
 from .rundir import locked
@@ -167,6 +167,12 @@ class ModelZoo:
         model = defense.fit(data)
         seconds = time.perf_counter() - start
         model.eval()
+        broken = [name for name, value in model.state_dict().items()
+                  if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+        if broken:
+            raise TrainingDivergedError(
+                f"training {defense.name} diverged: {len(broken)} weight tensors hold NaN or inf (first: {broken[0]}); "
+                "nothing was cached; lower lr or change the config and rerun")
         if defense.spec.build is None:
             card = model_card(defense, data, model, seconds)
             card.update(sha256=None, note="not cached: the defense registered no build function")

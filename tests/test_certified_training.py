@@ -116,3 +116,31 @@ def test_gaussian_gap_closed_form():
     top, gap = gaussian_gap(mean, cov)
     assert int(top) == 0
     assert float(gap) == pytest.approx(2 * (2 - 1) / math.sqrt(1 + 2 - 2 * 0.5))
+
+
+def test_macer_gradients_stay_finite_when_the_soft_classifier_saturates():
+    """Confident logits make softmax(beta z) exactly 1 and 0: Phi^-1 is infinite there; the loss must not be NaN."""
+    from bench.defenses.macer import MacerConfig, macer_loss
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    with torch.no_grad():
+        model[1].weight.mul_(200.0)  # logits in the hundreds: beta * z saturates float32's softmax
+    x, y = torch.rand(6, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+    loss = macer_loss(model, x, y, 0.25, MacerConfig(samples=4))
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_a_training_that_diverges_is_one_line_and_caches_nothing(tmp_path, mnist5k, monkeypatch):
+    from bench.errors import TrainingDivergedError
+    from bench.zoo import ModelZoo
+
+    defense = create_defense("plain", epochs=1)
+    diverged = defense.build(mnist5k)
+    with torch.no_grad():
+        next(diverged.parameters()).fill_(float("nan"))  # what macer's training once left behind
+    monkeypatch.setattr(defense, "fit", lambda data: diverged)
+    with pytest.raises(TrainingDivergedError, match="diverged.*nothing was cached"):
+        ModelZoo(tmp_path / "models").get_or_fit(defense, mnist5k, torch.device("cpu"))
+    assert not list((tmp_path / "models").rglob("*.pt"))

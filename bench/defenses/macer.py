@@ -36,6 +36,9 @@ from .noise import noise_sigma
 from .plain import build_plain
 
 
+PROB_FLOOR = 1e-6  # float32 resolves 1 - 1e-6
+
+
 def normal_icdf(p: torch.Tensor) -> torch.Tensor:
     """Phi^-1(p), differentiable (sqrt(2) erfinv(2p - 1)); +-inf at 1 and 0."""
     return math.sqrt(2.0) * torch.erfinv(2.0 * p - 1.0)
@@ -68,7 +71,10 @@ def macer_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: float,
     if config.lam > 0:
         sharp = F.softmax(config.beta * logits, dim=2).mean(1)
         top = sharp.topk(2, dim=1)
-        gap = normal_icdf(top.values[:, 0]) - normal_icdf(top.values[:, 1])
+        # Clamped away from 0 and 1: Phi^-1 is infinite there and its derivative too, and the hinge's mask cannot
+        # stop a 0 * inf = NaN in the backward pass (it did: the weights went NaN in the first epoch on mnist5k).
+        probs = top.values.clamp(PROB_FLOOR, 1.0 - PROB_FLOOR)
+        gap = normal_icdf(probs[:, 0]) - normal_icdf(probs[:, 1])
         robust = radius_hinge(gap, top.indices[:, 0] == y, config.gamma)
         loss = loss + config.lam * (sigma / 2.0) * robust / n
     return loss
