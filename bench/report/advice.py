@@ -73,6 +73,16 @@ RULES: tuple[tuple[str, Advice], ...] = (
         "detector without a margin",
         "Attacks cannot optimise against the detector jointly, so detector-aware robustness is an upper bound.",
         "implement detect_margin (a differentiable score > 0 exactly where detect flags), then rerun.")),
+    ("white-box attacks disagree", Advice(
+        "white-box attacks disagree at the same budget",
+        "Two gradient attacks at the same eps leave very different fractions of the same points robust: the weaker one "
+        "did not converge (often cross-entropy PGD against a saturated softmax, or a too-small step).",
+        "read the robust figure from the stronger attack (the worst case already does); rerun with --profile full; "
+        "if it is the L2 column on a subset-only strong attack, treat that column as an upper bound.")),
+    ("reduced battery", Advice(
+        "a reduced battery",
+        "Only the attacks chosen with --attacks ran, so the robust figure is an upper bound of the whole battery's.",
+        "rerun without --attacks before comparing with other rows (the leaderboard ranks reduced runs apart).")),
     ("autoattack check", Advice(
         "AutoAttack's own reliability check",
         "AutoAttack reports that its components disagree (e.g. Square lowered accuracy after the gradient attacks), "
