@@ -45,6 +45,7 @@ VALUE_CASES = [
     (RUN + ["--n-test", "-5"], ["'-5'", "integer >= 1"]),
     (RUN + ["--n-test", "ten"], ["'ten'", "integer >= 1"]),
     (RUN + ["--profile", "slow"], ["'slow'", "quick"]),
+    (RUN + ["--executor", "ray", "--ray-address", "x"], ["'x'", "HOST:PORT"]),
     (RUN + ["--attacks", "nope"], ["'nope'", "pgd-linf"]),
     (RUN + ["--attacks", "fgsm,pgd-linfx"], ["'pgd-linfx'", "fgsm"]),
     (RUN + ["--attacks", ","], ["no attack named", "fgsm"]),

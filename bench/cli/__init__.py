@@ -136,11 +136,11 @@ def cli(argv: Optional[list[str]] = None) -> Any:
 def _fail_on_known(exc: Exception) -> None:
     """Exit with one line for bad input (2) and environment failures (1); return for bugs (a traceback)."""
     from ..errors import StorageError, TrainingDivergedError, environment_error
-    from ..executors import ShardFailed
+    from ..executors import ClusterUnavailable, ShardFailed
 
     if isinstance(exc, _usage_errors()):
         _fail(str(exc), 2)
-    if isinstance(exc, (ShardFailed, TrainingDivergedError)):
+    if isinstance(exc, (ShardFailed, ClusterUnavailable, TrainingDivergedError)):
         _fail(str(exc), 1)
     env = environment_error(exc)
     if env is not None:

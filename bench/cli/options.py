@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -268,9 +269,16 @@ def check_workers(ctx: click.Context, param: click.Parameter, value: str) -> tup
     return counts
 
 
+RAY_ADDRESS_FORM = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9._-]+:[0-9]{1,5})$")
+
+
 def check_ray_address(executor: str, address: Optional[str]) -> None:
+    """Before any work: the address goes with --executor ray and has a form ray.init accepts."""
     if address is not None and executor != "ray":
         raise BenchUsageError(f"--ray-address {address!r} needs --executor ray (got --executor {executor})")
+    if address is not None and not RAY_ADDRESS_FORM.match(address):
+        raise BenchUsageError(f"bad --ray-address {address!r}; valid choices: auto, local, HOST:PORT or "
+                              "ray://HOST:PORT (e.g. ray://head:10001)")
 
 
 executor_option = _option("--executor", default="local", show_default=True, callback=check_executor,

@@ -23,9 +23,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-from .base import EXECUTORS, RAY_INSTALL_HINT, Executor, ExecutorUnavailable, ShardFailed, check_executor, ray_installed
+from .base import EXECUTORS, RAY_INSTALL_HINT, Executor, ClusterUnavailable, ExecutorUnavailable, ShardFailed, check_executor, ray_installed
 
-__all__ = ["EXECUTORS", "RAY_INSTALL_HINT", "Executor", "ExecutorUnavailable", "ShardFailed", "check_executor",
+__all__ = ["EXECUTORS", "RAY_INSTALL_HINT", "ClusterUnavailable", "Executor", "ExecutorUnavailable", "ShardFailed", "check_executor",
            "make_executor", "open_executor", "ray_installed"]
 
 

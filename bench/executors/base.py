@@ -18,6 +18,10 @@ class ExecutorUnavailable(ValueError):
     """The chosen executor cannot run here (e.g. Ray is not installed); the message says how to fix it."""
 
 
+class ClusterUnavailable(RuntimeError):
+    """The cluster named by --ray-address (or $RAY_ADDRESS) cannot be joined; one line, exit 1."""
+
+
 class ShardFailed(RuntimeError):
     """A shard of work failed for good (after its retries); the message names it in one line."""
 

@@ -28,7 +28,7 @@ from ..attacks.store import BatchResult, load_batch, save_batch
 from ..certification.certify import CertifySettings
 from ..certification.records import format_key, merge_records, read_records, write_records
 from ..progress import progress
-from .base import RAY_INSTALL_HINT, ExecutorUnavailable, ShardFailed
+from .base import RAY_INSTALL_HINT, ClusterUnavailable, ExecutorUnavailable, ShardFailed
 from .shards import attack_shards, certify_shards, run_attack_shard, run_certify_shard
 
 MAX_RETRIES = 3  # attempts after a worker dies mid-shard
@@ -81,7 +81,11 @@ class RayExecutor:
             if address is None:
                 start_local_cluster(num_cpus)
             else:
-                ray.init(address=address, logging_level="WARNING")
+                try:
+                    ray.init(address=address, logging_level="WARNING")
+                except (ValueError, ConnectionError, RuntimeError) as exc:  # one line, not Ray's traceback
+                    raise ClusterUnavailable(f"cannot join the Ray cluster at {address!r}: {str(exc).splitlines()[0]}; "
+                                      "check the address (or $RAY_ADDRESS) and that the cluster is up") from None
             self._started = True
         resources = ray.cluster_resources()
         gpus = float(resources.get("GPU", 0))
