@@ -336,6 +336,30 @@ def test_scatter_labels_never_overlap(written):
             assert not a.overlaps(b), (a, b)
 
 
+def test_a_board_of_many_runs_keeps_every_legend_entry_on_its_plots(tmp_path):
+    """A sweep's home holds dozens of runs: the legend beside a board plot grows the figure instead of being
+    cut at the top and squeezing the axes to nothing (matplotlib's 'axes sizes collapsed' warning)."""
+    import warnings
+
+    import matplotlib.image
+
+    runs = {}
+    for k in range(40):
+        s = summary("vib", 0.97, 0.1, config_hash=f"{k:012x}", sweep=[0.97, 0.5, 0.1, 0.0, 0.0],
+                    sigmas={"0.25": 0.9})
+        runs[s["provenance"]["run_id"]] = s
+    from bench.report.plots import board_plots
+
+    board = next(b for b in build_boards(load_summaries(write_results(tmp_path, runs))[0]) if b.slug == "mnist5k")
+    assert len(board.rows) == 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots = {p.filename: p.png for p in board_plots(board)}
+    for name in ("plots/mnist5k-certified-sigma-0.25.png", "plots/mnist5k-robust-vs-eps-pgd-linf.png"):
+        height = matplotlib.image.imread(io.BytesIO(plots[name])).shape[0]
+        assert height > 40 * 8 * 1.45 / 72 * 100, name  # every legend line has its height (DPI 100)
+
+
 def test_spread_keeps_order_and_gap():
     from bench.report.layout import spread
 

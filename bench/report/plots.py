@@ -63,6 +63,12 @@ def _legend(ax) -> None:
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
 
 
+def _height_for_legend(lines: int) -> float:
+    """A board plot's height in inches: the usual 4.4, or tall enough for a legend of ``lines`` lines beside
+    the axes (a legend taller than the figure is cut at the top and squeezes the axes to nothing)."""
+    return max(4.4, 1.4 + lines * LABEL_PT * 1.45 / 72)
+
+
 def _name(board: Board, i: int) -> str:
     row = board.rows[i]
     return f"#{board.ranks[i]} {board.label(row)}" + (" [flagged]" if row.flags else "")
@@ -109,7 +115,7 @@ def sweep_plot(board: Board, sweep: str) -> Optional[bytes]:
     tint = colours(board.rows)
     norm = next((r.sweeps[sweep].norm for r in rows if r.sweeps[sweep].norm), None)
     with style():
-        fig = Figure(figsize=(WIDTH, 4.4), layout="constrained")
+        fig = Figure(figsize=(WIDTH, _height_for_legend(len(rows) + 1)), layout="constrained")
         ax = fig.add_subplot()
         ax.set_title(f"{board.title}\naccuracy under {sweep} vs eps", fontsize=9)
         ax.set_xlabel(f"eps ({norm or 'norm not recorded'})")
@@ -142,12 +148,13 @@ def certified_plot(board: Board, sigma: float) -> Optional[bytes]:
     if not rows:
         return None
     tint = colours(board.rows)
+    exacts = sum(deterministic_steps(r.deterministic) is not None for r in board.rows)
+    caps = len({r.certification[sigma].max_radius for r in rows} - {None})
     with style():
-        fig = Figure(figsize=(WIDTH, 4.4), layout="constrained")
+        fig = Figure(figsize=(WIDTH, _height_for_legend(len(rows) + exacts + 2 * caps)), layout="constrained")
         ax = fig.add_subplot()
-        exact = any(deterministic_steps(r.deterministic) is not None for r in board.rows)
-        ax.set_title(f"{board.title}\ncertified accuracy vs L2 radius (randomized smoothing, σ={fmt_number(sigma)}"
-                     f"{'; dashed: deterministic' if exact else ''})",
+        ax.set_title(f"{board.title}\ncertified accuracy vs L2 radius\n(randomized smoothing, σ={fmt_number(sigma)}"
+                     f"{'; dashed: deterministic' if exacts else ''})",
                      fontsize=9)
         ax.set_xlabel("L2 radius")
         ax.set_ylabel("certified accuracy")
