@@ -174,6 +174,19 @@ def git_commit(cwd: Optional[Path] = None) -> Optional[str]:
     return out.stdout.strip() or None
 
 
+def source_modified(cwd: Optional[Path] = None) -> Optional[bool]:
+    """Whether bench's own source differs from ``git_commit`` (uncommitted edits under the package
+    directory), or None outside a git checkout: a summary made from edited code must not claim to be
+    reproducible from its commit alone. Results and leaderboards do not count, only the code."""
+    where = cwd or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=where,
+                             capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip())
+
+
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -185,6 +198,7 @@ def provenance(seed: int, config_hash_value: str, **extra: Any) -> dict[str, Any
         "schema_version": SCHEMA_VERSION,
         "packages": package_versions(),
         "git_commit": git_commit(),
+        "source_modified": source_modified(),
         "seed": seed,
         "config_hash": config_hash_value,
         "date": utc_now(),

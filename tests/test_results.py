@@ -37,3 +37,27 @@ def test_config_hash_is_stable_and_sensitive():
     assert a != config_hash("vib", "mnist5k", {"k": 256, "beta": 1e-2})
     assert a != config_hash("tight_vib", "mnist5k", {"k": 256, "beta": 1e-3})
     assert len(a) == 12
+
+
+def test_provenance_says_when_the_source_had_uncommitted_edits(tmp_path):
+    """A summary made from edited code must not pass for a run of its commit: git_commit gets git's -dirty mark."""
+    import subprocess
+
+    from bench.report.load import _commit
+    from bench.results import git_commit, source_modified
+
+    assert source_modified(tmp_path) is None  # not a git checkout: unknown, not False
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    subprocess.run(git + ["add", "code.py"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["commit", "-qm", "c"], cwd=tmp_path, check=True)
+    assert source_modified(tmp_path) is False
+    (tmp_path / "results.csv").write_text("untracked output does not count\n")
+    assert source_modified(tmp_path) is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert source_modified(tmp_path) is True
+    sha = git_commit(tmp_path)
+    assert _commit({"git_commit": sha, "source_modified": True}) == f"{sha}-dirty"
+    assert _commit({"git_commit": sha, "source_modified": False}) == sha
+    assert _commit({"git_commit": sha}) == sha  # older summaries say nothing: shown as they are

@@ -83,7 +83,7 @@ def fmn_linf(p: BatteryProfile, ctx: PlanContext) -> Attack:
 
 
 def apgd_ce(p: BatteryProfile, ctx: PlanContext) -> Attack:
-    return APGD(loss="ce", n_iter=p.apgd_iter, n_restarts=p.apgd_restarts, seed=ctx.seed, eot=p.eot)
+    return APGD(loss="ce", n_iter=p.apgd_iter, n_restarts=p.apgd_ce_restarts, seed=ctx.seed, eot=p.eot)
 
 
 def apgd_t(p: BatteryProfile, ctx: PlanContext) -> Optional[Attack]:

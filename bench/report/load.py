@@ -231,7 +231,7 @@ def parse_summary(raw: Any, path: str) -> tuple[Optional[Run], Optional[str]]:
         flag_notes=[f.message for f in summary.flags or [] if f.severity == "note"],
         seconds=summary.seconds, train_seconds=model.train_seconds,
         model_reused=model.reused, profile=summary.profile, date=schema_read.text(prov.get("date")),
-        config_hash=schema_read.text(prov.get("config_hash")), commit=schema_read.text(prov.get("git_commit")),
+        config_hash=schema_read.text(prov.get("config_hash")), commit=_commit(prov),
         schema_version=version, notes=notes, run_notes=list(summary.notes or []),
         config=summary.config if isinstance(summary.config, dict) else {}, provenance=prov, model=model,
     )
@@ -284,3 +284,9 @@ def load_summaries(results_dir: Path) -> tuple[list[Run], list[str]]:
             attach_samples(summary, file.parent)
             summaries.append(summary)
     return summaries, warnings
+
+
+def _commit(prov: dict[str, Any]) -> Optional[str]:
+    """The commit a run was made from; ``-dirty`` (git's own mark) when bench's source had uncommitted edits."""
+    sha = schema_read.text(prov.get("git_commit"))
+    return f"{sha}-dirty" if sha and prov.get("source_modified") is True else sha
