@@ -162,29 +162,28 @@ def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, Optional[str
     return versions
 
 
-def git_commit(cwd: Optional[Path] = None) -> Optional[str]:
-    """The current commit of the source tree bench runs from, or None."""
-    where = cwd or Path(__file__).resolve().parent
+def _git(args: list[str], cwd: Optional[Path]) -> Optional[str]:
+    """git's output in ``cwd`` (default: bench's own source directory), or None outside a checkout."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5, check=True
-        )
+        out = subprocess.run(["git", *args], cwd=cwd or Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout
+
+
+def git_commit(cwd: Optional[Path] = None) -> Optional[str]:
+    """The current commit of the source tree bench runs from, or None."""
+    out = _git(["rev-parse", "HEAD"], cwd)
+    return (out or "").strip() or None
 
 
 def source_modified(cwd: Optional[Path] = None) -> Optional[bool]:
     """Whether bench's own source differs from ``git_commit`` (uncommitted edits under the package
     directory), or None outside a git checkout: a summary made from edited code must not claim to be
     reproducible from its commit alone. Results and leaderboards do not count, only the code."""
-    where = cwd or Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=where,
-                             capture_output=True, text=True, timeout=5, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip())
+    out = _git(["status", "--porcelain", "--untracked-files=no", "--", "."], cwd)
+    return None if out is None else bool(out.strip())
 
 
 def utc_now() -> str:

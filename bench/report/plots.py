@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import matplotlib
 import matplotlib.style
@@ -133,11 +133,15 @@ def sweep_plot(board: Board, sweep: str) -> Optional[bytes]:
         return png(fig)
 
 
+def _cap_keys(rows: list[Run], sigma: float) -> list[tuple[float, Any, Any]]:
+    """Each distinct largest certifiable radius with its sample size and alpha (one dotted line, two legend lines)."""
+    return sorted({(r.certification[sigma].max_radius, r.certification[sigma].samples, r.certification[sigma].alpha)
+                   for r in rows if r.certification[sigma].max_radius is not None}, key=lambda t: (t[0], str(t[1:])))
+
+
 def _caps(ax, rows: list[Run], sigma: float) -> None:
     """Mark each largest certifiable radius (one per sample size and alpha)."""
-    seen = sorted({(r.certification[sigma].max_radius, r.certification[sigma].samples, r.certification[sigma].alpha)
-                   for r in rows if r.certification[sigma].max_radius is not None}, key=lambda t: (t[0], str(t[1:])))
-    for radius, n, alpha in seen:
+    for radius, n, alpha in _cap_keys(rows, sigma):
         ax.axvline(radius, color="black", linestyle=":", linewidth=1,
                    label=f"largest certifiable r = {radius:.3f}\n(n = {n}, α = {alpha})")
 
@@ -149,7 +153,7 @@ def certified_plot(board: Board, sigma: float) -> Optional[bytes]:
         return None
     tint = colours(board.rows)
     exacts = sum(deterministic_steps(r.deterministic) is not None for r in board.rows)
-    caps = len({r.certification[sigma].max_radius for r in rows} - {None})
+    caps = len(_cap_keys(rows, sigma))
     with style():
         fig = Figure(figsize=(WIDTH, _height_for_legend(len(rows) + exacts + 2 * caps)), layout="constrained")
         ax = fig.add_subplot()
